@@ -1,1 +1,182 @@
+//! # The event store
+//!
+//! One [`EventStore`] trait, two implementations: [`postgres::PgStore`] for production and
+//! [`sqlite::SqliteStore`], the embedded zero-setup default. Both pass the same tests.
+//!
+//! - `events` is append-only (the database itself refuses UPDATE and DELETE).
+//! - Unique (stream, version) gives optimistic concurrency; unique event id makes a
+//!   retried append harmless.
+//! - The `billing_credits` projection is written in the same transaction as the events,
+//!   so a read after a write sees it, and it can be rebuilt from `events` at any time.
+//! - [`EventStore::execute`] locks the credits it touches, runs the pure `decide` on what
+//!   it found, and appends the result, all in one transaction: concurrent commands on one
+//!   credit queue on its row lock instead of overspending it.
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ledger_domain::{Credit, DomainError, Event};
+use uuid::Uuid;
+
+pub mod chain;
+mod migrate;
+pub mod model;
+pub mod postgres;
+mod prepare;
+mod query;
+pub mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use model::*;
+pub use prepare::EVENTS_PER_APPEND_MAX;
+
+/// The largest number of events one feed or history read returns.
+pub const READ_LIMIT_MAX: u32 = 1_000;
+
+/// The decision a command makes once its credits are locked: from the credits as they
+/// stand (in the order asked, None where absent), the events to append to each.
+pub type Decider = Box<dyn FnOnce(&[Option<Credit>]) -> Result<Vec<(Uuid, Vec<Event>)>, DomainError> + Send>;
+
+/// A command to run against the credits it names, atomically.
+pub struct Execution {
+    pub site_id: Uuid,
+    pub billing_credit_ids: Vec<Uuid>,
+    pub meta: CommandMeta,
+    pub decide: Decider,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The command broke a business rule; nothing was written.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// The stream moved on since the caller read it.
+    #[error("credit {billing_credit_id} is at version {actual}, not {expected}")]
+    VersionConflict { billing_credit_id: Uuid, expected: u64, actual: u64 },
+    /// The append itself is malformed (not a business rule): too large, out of order.
+    #[error("append rejected: {0}")]
+    Rejected(String),
+    /// The database cannot be reached now; the caller may retry later.
+    #[error("store unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// A stored event could not be read back.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+}
+
+impl StoreError {
+    pub(crate) fn from_sqlx(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
+                StoreError::Unavailable(err)
+            }
+            _ => StoreError::Database(err),
+        }
+    }
+}
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Appends events to one or several streams in one transaction, each only if its
+    /// stream is still at the expected version, and updates their projections.
+    /// If every event id is already stored, writes nothing and returns them (`replayed`).
+    async fn append(&self, appends: Vec<StreamAppend>, meta: CommandMeta) -> Result<Committed, StoreError>;
+
+    /// Locks the named credits, decides on them, appends the result: one transaction.
+    /// With a `command_id`, a command already applied is not applied again: the events
+    /// it wrote then are returned (`replayed`).
+    async fn execute(&self, execution: Execution) -> Result<Committed, StoreError>;
+
+    /// The credit as its projection holds it, deleted or not.
+    async fn load(&self, site_id: Uuid, billing_credit_id: Uuid) -> Result<Option<Credit>, StoreError>;
+
+    /// Events of one stream with version > `after_version`, oldest first.
+    async fn read_stream(
+        &self,
+        site_id: Uuid,
+        billing_credit_id: Uuid,
+        after_version: u64,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Events committed after `after`, in commit order, never skipping one that commits
+    /// late. All sites, or one.
+    async fn feed(&self, site_id: Option<Uuid>, after: FeedCursor, limit: u32) -> Result<FeedPage, StoreError>;
+
+    /// One page of a site's live (not deleted) credits.
+    async fn list(&self, site_id: Uuid, query: &ListQuery) -> Result<CreditPage, StoreError>;
+
+    /// Ids of the live credits of one membership in a site, oldest first.
+    async fn membership_credit_ids(&self, site_id: Uuid, membership_id: Uuid) -> Result<Vec<Uuid>, StoreError>;
+
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Opens the store a URL names (`postgres://…` or `sqlite://…`) and migrates it.
+pub async fn connect(url: &str, max_connections: u32) -> Result<Arc<dyn EventStore>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = postgres::PgStore::connect(url, max_connections).await?;
+        store.migrate().await?;
+        Ok(Arc::new(store))
+    } else if url.starts_with("sqlite:") {
+        let store = sqlite::SqliteStore::connect(url, max_connections).await?;
+        store.migrate().await?;
+        Ok(Arc::new(store))
+    } else {
+        Err(StoreError::Rejected(format!("unsupported DATABASE_URL scheme in {url:?}: use postgres:// or sqlite://")))
+    }
+}
+
+/// Event ids of a command's events: derived from its id, so a retry of the same command
+/// produces the same ids and the store keeps them once.
+pub fn command_event_id(command_id: Uuid, site_id: Uuid, billing_credit_id: Uuid, index: usize) -> Uuid {
+    let mut name = Vec::with_capacity(40);
+    name.extend_from_slice(site_id.as_bytes());
+    name.extend_from_slice(billing_credit_id.as_bytes());
+    name.extend_from_slice(&(index as u64).to_be_bytes());
+    Uuid::new_v5(&command_id, &name)
+}
+
+/// Turns a decision into appends at the versions the credits were loaded at.
+pub(crate) fn decision_to_appends(
+    execution_site: Uuid,
+    loaded: &[Option<Credit>],
+    ids: &[Uuid],
+    decided: Vec<(Uuid, Vec<Event>)>,
+    command_id: Option<Uuid>,
+) -> Vec<StreamAppend> {
+    decided
+        .into_iter()
+        .filter(|(_, events)| !events.is_empty())
+        .map(|(credit_id, events)| {
+            let expected_version = ids
+                .iter()
+                .position(|id| *id == credit_id)
+                .and_then(|i| loaded[i].as_ref())
+                .map_or(0, |c| c.version);
+            let events = events
+                .into_iter()
+                .enumerate()
+                .map(|(i, event)| NewEvent {
+                    event_id: command_id
+                        .map_or_else(Uuid::new_v4, |cmd| command_event_id(cmd, execution_site, credit_id, i)),
+                    event,
+                })
+                .collect();
+            StreamAppend { site_id: execution_site, billing_credit_id: credit_id, expected_version, events }
+        })
+        .collect()
+}

@@ -1,0 +1,218 @@
+//! What goes into and comes out of the store.
+
+use chrono::{DateTime, Utc};
+use ledger_domain::{Credit, CreditType, Event};
+use uuid::Uuid;
+
+/// One event to append, with the id that makes a retried append harmless.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub event_id: Uuid,
+    pub event: Event,
+}
+
+/// Events for one stream, valid only if the stream is still at `expected_version`
+/// (0: the stream must not exist yet).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamAppend {
+    pub site_id: Uuid,
+    pub billing_credit_id: Uuid,
+    pub expected_version: u64,
+    pub events: Vec<NewEvent>,
+}
+
+/// Who asked, why, and when it happened in the business's time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandMeta {
+    /// The JWT `sub` (or the service's own name for the expiry sweep).
+    pub actor: String,
+    /// The REST Idempotency-Key or NATS commandId the events answer, when there is one.
+    pub command_id: Option<Uuid>,
+    pub correlation_id: Option<Uuid>,
+    pub causation_id: Option<Uuid>,
+    pub occurred_at: DateTime<Utc>,
+}
+
+impl CommandMeta {
+    pub fn new(actor: impl Into<String>, occurred_at: DateTime<Utc>) -> Self {
+        Self { actor: actor.into(), command_id: None, correlation_id: None, causation_id: None, occurred_at }
+    }
+}
+
+/// An event as the store holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedEvent {
+    pub position: i64,
+    pub event_id: Uuid,
+    pub site_id: Uuid,
+    pub billing_credit_id: Uuid,
+    pub version: u64,
+    pub event: Event,
+    pub schema_version: u16,
+    pub actor: String,
+    pub command_id: Option<Uuid>,
+    pub correlation_id: Option<Uuid>,
+    pub causation_id: Option<Uuid>,
+    pub occurred_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    pub hash: [u8; 32],
+    /// Where a feed reader resumes after this event.
+    pub cursor: FeedCursor,
+}
+
+/// The result of a committed append: the events written and the credits as they now stand.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committed {
+    pub events: Vec<RecordedEvent>,
+    pub credits: Vec<Credit>,
+    /// True when every event id was already stored: nothing was written this time.
+    pub replayed: bool,
+}
+
+/// A position in the global (or one site's) event feed. Opaque to clients.
+/// On Postgres `txid` orders commits; on SQLite it is always 0 and `position` suffices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
+pub struct FeedCursor {
+    pub txid: u64,
+    pub position: i64,
+}
+
+impl FeedCursor {
+    pub const START: FeedCursor = FeedCursor { txid: 0, position: 0 };
+
+    pub fn encode(&self) -> String {
+        format!("{}-{}", self.txid, self.position)
+    }
+
+    pub fn decode(s: &str) -> Option<Self> {
+        let (txid, position) = s.split_once('-')?;
+        Some(Self { txid: txid.parse().ok()?, position: position.parse().ok()? })
+    }
+}
+
+/// A slice of the feed and where to resume.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedPage {
+    pub events: Vec<RecordedEvent>,
+    pub next: FeedCursor,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortField {
+    #[default]
+    CreatedAt,
+    UpdatedAt,
+    StartDate,
+    EndDate,
+    TotalAmount,
+    UsedAmount,
+    WastedAmount,
+    RemainingAmount,
+}
+
+impl SortField {
+    pub const ALL: [SortField; 8] = [
+        SortField::CreatedAt,
+        SortField::UpdatedAt,
+        SortField::StartDate,
+        SortField::EndDate,
+        SortField::TotalAmount,
+        SortField::UsedAmount,
+        SortField::WastedAmount,
+        SortField::RemainingAmount,
+    ];
+
+    /// The API name, as in `sortBy=createdAt`.
+    pub fn api_name(self) -> &'static str {
+        match self {
+            SortField::CreatedAt => "createdAt",
+            SortField::UpdatedAt => "updatedAt",
+            SortField::StartDate => "startDate",
+            SortField::EndDate => "endDate",
+            SortField::TotalAmount => "totalAmount",
+            SortField::UsedAmount => "usedAmount",
+            SortField::WastedAmount => "wastedAmount",
+            SortField::RemainingAmount => "remainingAmount",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.api_name() == s)
+    }
+
+    /// The projection column; a fixed whitelist, so safe to splice into SQL.
+    pub(crate) fn column(self) -> &'static str {
+        match self {
+            SortField::CreatedAt => "created_at",
+            SortField::UpdatedAt => "updated_at",
+            SortField::StartDate => "start_date",
+            SortField::EndDate => "end_date",
+            SortField::TotalAmount => "total_amount",
+            SortField::UsedAmount => "used_amount",
+            SortField::WastedAmount => "wasted_amount",
+            SortField::RemainingAmount => "remaining_amount",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortOrder {
+    #[default]
+    Asc,
+    Desc,
+}
+
+impl SortOrder {
+    pub(crate) fn sql(self) -> &'static str {
+        match self {
+            SortOrder::Asc => "ASC",
+            SortOrder::Desc => "DESC",
+        }
+    }
+}
+
+/// The seed's list filters; every one is optional and they combine with AND.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreditFilter {
+    pub credit_type: Option<CreditType>,
+    pub is_active: Option<bool>,
+    pub wellness_plan_id: Option<Uuid>,
+    pub wellness_plan_benefit_id: Option<Uuid>,
+    pub wellness_plan_membership_id: Option<Uuid>,
+    pub wellness_plan_membership_cycle_id: Option<Uuid>,
+    pub wellness_plan_membership_status_period_id: Option<Uuid>,
+}
+
+/// The largest page a list may ask for.
+pub const PAGE_SIZE_MAX: u32 = 100;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListQuery {
+    pub filter: CreditFilter,
+    pub sort_by: SortField,
+    pub sort_order: SortOrder,
+    /// 0-based.
+    pub page: u32,
+    /// 1..=PAGE_SIZE_MAX.
+    pub page_size: u32,
+}
+
+impl Default for ListQuery {
+    fn default() -> Self {
+        Self { filter: CreditFilter::default(), sort_by: SortField::default(), sort_order: SortOrder::default(), page: 0, page_size: 10 }
+    }
+}
+
+impl ListQuery {
+    pub(crate) fn offset(&self) -> i64 {
+        assert!((1..=PAGE_SIZE_MAX).contains(&self.page_size), "page size {} out of range", self.page_size);
+        i64::from(self.page) * i64::from(self.page_size)
+    }
+}
+
+/// One page of credits and how many match in all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreditPage {
+    pub credits: Vec<Credit>,
+    pub total: u64,
+}

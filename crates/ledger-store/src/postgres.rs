@@ -1,0 +1,399 @@
+//! The production store on PostgreSQL.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ledger_domain::{upcast, Credit};
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, QueryBuilder, Row, Transaction};
+use uuid::Uuid;
+
+use crate::chain::GENESIS;
+use crate::prepare::{check_distinct_streams, now_micros, prepare, LoadedStream, PreparedCredit, PreparedEvent};
+use crate::query::{push_page, push_where};
+use crate::*;
+
+/// How long a request waits for a pooled connection before the store counts as unavailable.
+pub const ACQUIRE_TIMEOUT_MS: u64 = 5_000;
+
+const EVENT_COLUMNS: &str = "position, txid::text AS txid, event_id, site_id, billing_credit_id, version, \
+     event_type, schema_version, payload::text AS payload, actor, command_id, correlation_id, causation_id, \
+     occurred_at, recorded_at, hash";
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_millis(ACQUIRE_TIMEOUT_MS))
+            .connect(url)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        Ok(Self { pool })
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        crate::migrate::postgres()
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Database(sqlx::Error::Migrate(Box::new(e))))
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn lock_streams(
+        tx: &mut Transaction<'_, Postgres>,
+        keys: &[(Uuid, Uuid)],
+    ) -> Result<Vec<LoadedStream>, StoreError> {
+        let (sites, ids): (Vec<Uuid>, Vec<Uuid>) = keys.iter().copied().unzip();
+        // Locks in one fixed order, so two commands over the same credits cannot deadlock.
+        let rows = sqlx::query(
+            "SELECT site_id, billing_credit_id, state::text AS state, last_hash FROM billing_credits \
+             WHERE (site_id, billing_credit_id) IN (SELECT * FROM unnest($1::uuid[], $2::uuid[])) \
+             ORDER BY site_id, billing_credit_id FOR UPDATE",
+        )
+        .bind(&sites)
+        .bind(&ids)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        let mut found = Vec::with_capacity(rows.len());
+        for row in rows {
+            found.push((row.get::<Uuid, _>("site_id"), row.get::<Uuid, _>("billing_credit_id"), parse_state(&row)?, hash_of(&row, "last_hash")?));
+        }
+        Ok(keys
+            .iter()
+            .map(|&(site_id, billing_credit_id)| {
+                match found.iter().find(|(s, c, _, _)| *s == site_id && *c == billing_credit_id) {
+                    Some((_, _, state, last_hash)) => LoadedStream { site_id, billing_credit_id, state: Some(state.clone()), last_hash: *last_hash },
+                    None => LoadedStream { site_id, billing_credit_id, state: None, last_hash: GENESIS },
+                }
+            })
+            .collect())
+    }
+
+    async fn write(
+        tx: &mut Transaction<'_, Postgres>,
+        events: Vec<PreparedEvent>,
+        credits: &[PreparedCredit],
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if events.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut qb = QueryBuilder::<Postgres>::new(
+            "INSERT INTO events (event_id, site_id, billing_credit_id, version, event_type, schema_version, \
+             payload, actor, command_id, correlation_id, causation_id, occurred_at, recorded_at, hash) ",
+        );
+        qb.push_values(&events, |mut b, e| {
+            let r = &e.record;
+            b.push_bind(r.event_id)
+                .push_bind(r.site_id)
+                .push_bind(r.billing_credit_id)
+                .push_bind(r.version as i64)
+                .push_bind(r.event.event_type())
+                .push_bind(r.schema_version as i16)
+                .push_bind(&e.payload)
+                .push_unseparated("::json")
+                .push_bind(&r.actor)
+                .push_bind(r.command_id)
+                .push_bind(r.correlation_id)
+                .push_bind(r.causation_id)
+                .push_bind(r.occurred_at)
+                .push_bind(r.recorded_at)
+                .push_bind(&r.hash[..]);
+        });
+        qb.push(" RETURNING event_id, position, txid::text AS txid");
+        let rows = qb.build().fetch_all(&mut **tx).await.map_err(map_write_error)?;
+        let mut recorded: Vec<RecordedEvent> = events.into_iter().map(|e| e.record).collect();
+        for row in rows {
+            let event_id: Uuid = row.get("event_id");
+            let event = recorded.iter_mut().find(|r| r.event_id == event_id).expect("returned ids were inserted");
+            event.position = row.get("position");
+            event.cursor = FeedCursor { txid: parse_txid(&row)?, position: event.position };
+        }
+        for credit in credits {
+            upsert_projection(tx, credit).await?;
+        }
+        Ok(recorded)
+    }
+
+    /// The events already stored for these ids, when all of them are.
+    async fn already_stored(&self, event_ids: &[Uuid]) -> Result<Option<Committed>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ANY($1) ORDER BY position"))
+            .bind(event_ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        if rows.len() != event_ids.len() {
+            return Err(StoreError::Rejected("some of these event ids are stored already, not all".into()));
+        }
+        self.replayed(rows.iter().map(read_event).collect::<Result<_, _>>()?).await.map(Some)
+    }
+
+    async fn replayed(&self, events: Vec<RecordedEvent>) -> Result<Committed, StoreError> {
+        let mut credits: Vec<Credit> = Vec::new();
+        for e in &events {
+            if !credits.iter().any(|c| c.billing_credit_id == e.billing_credit_id && c.site_id == e.site_id) {
+                credits.extend(self.load(e.site_id, e.billing_credit_id).await?);
+            }
+        }
+        Ok(Committed { events, credits, replayed: true })
+    }
+}
+
+#[async_trait]
+impl EventStore for PgStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn append(&self, appends: Vec<StreamAppend>, meta: CommandMeta) -> Result<Committed, StoreError> {
+        check_distinct_streams(&appends)?;
+        let event_ids: Vec<Uuid> = appends.iter().flat_map(|a| a.events.iter().map(|e| e.event_id)).collect();
+        if let Some(done) = self.already_stored(&event_ids).await? {
+            return Ok(done);
+        }
+        let keys: Vec<_> = appends.iter().map(|a| (a.site_id, a.billing_credit_id)).collect();
+        let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+        let loaded = Self::lock_streams(&mut tx, &keys).await?;
+        let (events, credits) = prepare(&loaded, &appends, &meta, now_micros())?;
+        match Self::write(&mut tx, events, &credits).await {
+            Ok(events) => {
+                tx.commit().await.map_err(StoreError::from_sqlx)?;
+                Ok(Committed { events, credits: credits.into_iter().map(|c| c.credit).collect(), replayed: false })
+            }
+            // A concurrent append of the same ids won the race: answer as it did.
+            Err(StoreError::Rejected(reason)) if reason == DUPLICATE_EVENT => {
+                drop(tx);
+                self.already_stored(&event_ids).await?.ok_or(StoreError::Rejected(reason))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn execute(&self, execution: Execution) -> Result<Committed, StoreError> {
+        let Execution { site_id, billing_credit_ids: ids, meta, decide } = execution;
+        if let Some(command_id) = meta.command_id {
+            let rows = sqlx::query(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE site_id = $1 AND command_id = $2 ORDER BY position"
+            ))
+            .bind(site_id)
+            .bind(command_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            if !rows.is_empty() {
+                return self.replayed(rows.iter().map(read_event).collect::<Result<_, _>>()?).await;
+            }
+        }
+        let keys: Vec<_> = ids.iter().map(|id| (site_id, *id)).collect();
+        let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+        let loaded = Self::lock_streams(&mut tx, &keys).await?;
+        let states: Vec<Option<Credit>> = loaded.iter().map(|s| s.state.clone()).collect();
+        let decided = decide(&states)?;
+        let appends = decision_to_appends(site_id, &states, &ids, decided, meta.command_id);
+        let (events, credits) = prepare(&loaded, &appends, &meta, now_micros())?;
+        let events = Self::write(&mut tx, events, &credits).await?;
+        tx.commit().await.map_err(StoreError::from_sqlx)?;
+        let credits = if credits.is_empty() { states.into_iter().flatten().collect() } else { credits.into_iter().map(|c| c.credit).collect() };
+        Ok(Committed { events, credits, replayed: false })
+    }
+
+    async fn load(&self, site_id: Uuid, billing_credit_id: Uuid) -> Result<Option<Credit>, StoreError> {
+        let row = sqlx::query("SELECT state::text AS state FROM billing_credits WHERE site_id = $1 AND billing_credit_id = $2")
+            .bind(site_id)
+            .bind(billing_credit_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        row.as_ref().map(parse_state).transpose()
+    }
+
+    async fn read_stream(
+        &self,
+        site_id: Uuid,
+        billing_credit_id: Uuid,
+        after_version: u64,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE site_id = $1 AND billing_credit_id = $2 AND version > $3 \
+             ORDER BY version LIMIT $4"
+        ))
+        .bind(site_id)
+        .bind(billing_credit_id)
+        .bind(after_version as i64)
+        .bind(i64::from(limit.min(READ_LIMIT_MAX)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        rows.iter().map(read_event).collect()
+    }
+
+    async fn feed(&self, site_id: Option<Uuid>, after: FeedCursor, limit: u32) -> Result<FeedPage, StoreError> {
+        // Only transactions older than the oldest still running are complete: reading
+        // below that horizon never skips an event whose transaction commits late.
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events \
+             WHERE (txid, position) > ($1::text::xid8, $2) \
+               AND txid < pg_snapshot_xmin(pg_current_snapshot()) \
+               AND ($3::uuid IS NULL OR site_id = $3) \
+             ORDER BY txid, position LIMIT $4"
+        ))
+        .bind(after.txid.to_string())
+        .bind(after.position)
+        .bind(site_id)
+        .bind(i64::from(limit.min(READ_LIMIT_MAX)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        let events: Vec<RecordedEvent> = rows.iter().map(read_event).collect::<Result<_, _>>()?;
+        let next = events.last().map_or(after, |e| e.cursor);
+        Ok(FeedPage { events, next })
+    }
+
+    async fn list(&self, site_id: Uuid, query: &ListQuery) -> Result<CreditPage, StoreError> {
+        let mut count = QueryBuilder::<Postgres>::new("SELECT count(*) FROM billing_credits");
+        push_where(&mut count, site_id, &query.filter);
+        let total: i64 = count.build().fetch_one(&self.pool).await.map_err(StoreError::from_sqlx)?.get(0);
+        let mut page = QueryBuilder::<Postgres>::new("SELECT state::text AS state FROM billing_credits");
+        push_where(&mut page, site_id, &query.filter);
+        push_page(&mut page, query);
+        let rows = page.build().fetch_all(&self.pool).await.map_err(StoreError::from_sqlx)?;
+        let credits = rows.iter().map(parse_state).collect::<Result<_, _>>()?;
+        Ok(CreditPage { credits, total: total as u64 })
+    }
+
+    async fn membership_credit_ids(&self, site_id: Uuid, membership_id: Uuid) -> Result<Vec<Uuid>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT billing_credit_id FROM billing_credits WHERE site_id = $1 AND wellness_plan_membership_id = $2 \
+             AND NOT deleted ORDER BY created_at, billing_credit_id",
+        )
+        .bind(site_id)
+        .bind(membership_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(StoreError::from_sqlx)?;
+        Ok(())
+    }
+}
+
+const DUPLICATE_EVENT: &str = "an event with this id is already stored";
+
+fn map_write_error(err: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &err {
+        match db.constraint() {
+            Some("events_event_id_key") => return StoreError::Rejected(DUPLICATE_EVENT.into()),
+            Some("events_site_id_billing_credit_id_version_key") => {
+                // Someone created or extended the stream between our read and our write.
+                return StoreError::VersionConflict { billing_credit_id: Uuid::nil(), expected: 0, actual: 0 };
+            }
+            _ => {}
+        }
+    }
+    StoreError::from_sqlx(err)
+}
+
+async fn upsert_projection(tx: &mut Transaction<'_, Postgres>, p: &PreparedCredit) -> Result<(), StoreError> {
+    let c = &p.credit;
+    let d = &c.details;
+    let state = serde_json::to_string(c).expect("credits serialize");
+    sqlx::query(
+        "INSERT INTO billing_credits (site_id, billing_credit_id, version, last_hash, deleted, credit_type, is_active, \
+           wellness_plan_id, wellness_plan_benefit_id, wellness_plan_membership_id, wellness_plan_membership_cycle_id, \
+           wellness_plan_membership_status_period_id, start_date, end_date, created_at, updated_at, \
+           total_amount, used_amount, wasted_amount, remaining_amount, state) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21::json) \
+         ON CONFLICT (site_id, billing_credit_id) DO UPDATE SET version = EXCLUDED.version, \
+           last_hash = EXCLUDED.last_hash, deleted = EXCLUDED.deleted, credit_type = EXCLUDED.credit_type, \
+           is_active = EXCLUDED.is_active, wellness_plan_id = EXCLUDED.wellness_plan_id, \
+           wellness_plan_benefit_id = EXCLUDED.wellness_plan_benefit_id, \
+           wellness_plan_membership_id = EXCLUDED.wellness_plan_membership_id, \
+           wellness_plan_membership_cycle_id = EXCLUDED.wellness_plan_membership_cycle_id, \
+           wellness_plan_membership_status_period_id = EXCLUDED.wellness_plan_membership_status_period_id, \
+           start_date = EXCLUDED.start_date, end_date = EXCLUDED.end_date, updated_at = EXCLUDED.updated_at, \
+           total_amount = EXCLUDED.total_amount, used_amount = EXCLUDED.used_amount, \
+           wasted_amount = EXCLUDED.wasted_amount, remaining_amount = EXCLUDED.remaining_amount, state = EXCLUDED.state",
+    )
+    .bind(c.site_id)
+    .bind(c.billing_credit_id)
+    .bind(c.version as i64)
+    .bind(&p.last_hash[..])
+    .bind(c.deleted)
+    .bind(d.credit_type.as_str())
+    .bind(c.is_active)
+    .bind(d.wellness_plan_id)
+    .bind(d.wellness_plan_benefit_id)
+    .bind(d.wellness_plan_membership_id)
+    .bind(d.wellness_plan_membership_cycle_id)
+    .bind(d.wellness_plan_membership_status_period_id)
+    .bind(d.start_date)
+    .bind(d.end_date)
+    .bind(c.created_at)
+    .bind(c.updated_at)
+    .bind(c.total_amount)
+    .bind(c.used_amount)
+    .bind(c.wasted_amount)
+    .bind(c.remaining_amount())
+    .bind(state)
+    .execute(&mut **tx)
+    .await
+    .map_err(StoreError::from_sqlx)?;
+    Ok(())
+}
+
+fn parse_state(row: &PgRow) -> Result<Credit, StoreError> {
+    let text: &str = row.get("state");
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("projection state: {e}")))
+}
+
+fn hash_of(row: &PgRow, column: &str) -> Result<[u8; 32], StoreError> {
+    let bytes: Vec<u8> = row.get(column);
+    bytes.try_into().map_err(|_| StoreError::Corrupt(format!("{column} is not 32 bytes")))
+}
+
+fn parse_txid(row: &PgRow) -> Result<u64, StoreError> {
+    let text: &str = row.get("txid");
+    text.parse().map_err(|_| StoreError::Corrupt(format!("txid {text:?}")))
+}
+
+fn read_event(row: &PgRow) -> Result<RecordedEvent, StoreError> {
+    let event_type: String = row.get("event_type");
+    let schema_version: i16 = row.get("schema_version");
+    let payload: &str = row.get("payload");
+    let payload = serde_json::from_str(payload).map_err(|e| StoreError::Corrupt(format!("payload: {e}")))?;
+    let event = upcast(&event_type, schema_version as u16, payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let position: i64 = row.get("position");
+    Ok(RecordedEvent {
+        position,
+        event_id: row.get("event_id"),
+        site_id: row.get("site_id"),
+        billing_credit_id: row.get("billing_credit_id"),
+        version: row.get::<i64, _>("version") as u64,
+        event,
+        schema_version: schema_version as u16,
+        actor: row.get("actor"),
+        command_id: row.get("command_id"),
+        correlation_id: row.get("correlation_id"),
+        causation_id: row.get("causation_id"),
+        occurred_at: row.get::<DateTime<Utc>, _>("occurred_at"),
+        recorded_at: row.get::<DateTime<Utc>, _>("recorded_at"),
+        hash: hash_of(row, "hash")?,
+        cursor: FeedCursor { txid: parse_txid(row)?, position },
+    })
+}

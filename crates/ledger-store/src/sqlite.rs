@@ -1,0 +1,384 @@
+//! The embedded store on SQLite: one file, no server. One writer at a time (SQLite's own
+//! rule), so positions are in commit order and a plain position cursor is gap-safe.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ledger_domain::{upcast, Credit};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use uuid::Uuid;
+
+use crate::chain::GENESIS;
+use crate::prepare::{check_distinct_streams, now_micros, prepare, scaled_amount, LoadedStream, PreparedCredit, PreparedEvent};
+use crate::query::{push_page, push_where};
+use crate::*;
+
+/// How long a writer waits for another process's write lock before giving up.
+pub const BUSY_TIMEOUT_MS: u64 = 5_000;
+
+const EVENT_COLUMNS: &str = "position, event_id, site_id, billing_credit_id, version, event_type, schema_version, \
+     payload, actor, command_id, correlation_id, causation_id, occurred_at, recorded_at, hash";
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    /// One connection: SQLite serializes writers anyway, and queuing here is cheaper
+    /// than retrying SQLITE_BUSY.
+    writer: SqlitePool,
+    readers: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn connect(url: &str, max_readers: u32) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(StoreError::from_sqlx)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(max_readers.max(1))
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        Ok(Self { writer, readers })
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        crate::migrate::sqlite()
+            .run(&self.writer)
+            .await
+            .map_err(|e| StoreError::Database(sqlx::Error::Migrate(Box::new(e))))
+    }
+
+    pub fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        // IMMEDIATE takes the write lock up front: a read-then-write transaction never
+        // fails half-way because another process wrote in between.
+        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(StoreError::from_sqlx)
+    }
+
+    async fn load_streams(tx: &mut Transaction<'_, Sqlite>, keys: &[(Uuid, Uuid)]) -> Result<Vec<LoadedStream>, StoreError> {
+        let mut loaded = Vec::with_capacity(keys.len());
+        for &(site_id, billing_credit_id) in keys {
+            let row = sqlx::query("SELECT state, last_hash FROM billing_credits WHERE site_id = ? AND billing_credit_id = ?")
+                .bind(site_id)
+                .bind(billing_credit_id)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+            loaded.push(match row {
+                Some(row) => LoadedStream { site_id, billing_credit_id, state: Some(parse_state(&row)?), last_hash: hash_of(&row, "last_hash")? },
+                None => LoadedStream { site_id, billing_credit_id, state: None, last_hash: GENESIS },
+            });
+        }
+        Ok(loaded)
+    }
+
+    async fn write(
+        tx: &mut Transaction<'_, Sqlite>,
+        events: Vec<PreparedEvent>,
+        credits: &[PreparedCredit],
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut recorded = Vec::with_capacity(events.len());
+        for e in events {
+            let r = e.record;
+            let position: i64 = sqlx::query(
+                "INSERT INTO events (event_id, site_id, billing_credit_id, version, event_type, schema_version, payload, \
+                 actor, command_id, correlation_id, causation_id, occurred_at, recorded_at, hash) \
+                 VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING position",
+            )
+            .bind(r.event_id)
+            .bind(r.site_id)
+            .bind(r.billing_credit_id)
+            .bind(r.version as i64)
+            .bind(r.event.event_type())
+            .bind(i64::from(r.schema_version))
+            .bind(&e.payload)
+            .bind(&r.actor)
+            .bind(r.command_id)
+            .bind(r.correlation_id)
+            .bind(r.causation_id)
+            .bind(r.occurred_at.timestamp_micros())
+            .bind(r.recorded_at.timestamp_micros())
+            .bind(&r.hash[..])
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(map_write_error)?
+            .get(0);
+            recorded.push(RecordedEvent { position, cursor: FeedCursor { txid: 0, position }, ..r });
+        }
+        for credit in credits {
+            upsert_projection(tx, credit).await?;
+        }
+        Ok(recorded)
+    }
+
+    async fn already_stored(&self, event_ids: &[Uuid]) -> Result<Option<Committed>, StoreError> {
+        let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE event_id IN ("));
+        let mut ids = qb.separated(", ");
+        for id in event_ids {
+            ids.push_bind(*id);
+        }
+        qb.push(") ORDER BY position");
+        let rows = qb.build().fetch_all(&self.readers).await.map_err(StoreError::from_sqlx)?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        if rows.len() != event_ids.len() {
+            return Err(StoreError::Rejected("some of these event ids are stored already, not all".into()));
+        }
+        self.replayed(rows.iter().map(read_event).collect::<Result<_, _>>()?).await.map(Some)
+    }
+
+    async fn replayed(&self, events: Vec<RecordedEvent>) -> Result<Committed, StoreError> {
+        let mut credits: Vec<Credit> = Vec::new();
+        for e in &events {
+            if !credits.iter().any(|c| c.billing_credit_id == e.billing_credit_id && c.site_id == e.site_id) {
+                credits.extend(self.load(e.site_id, e.billing_credit_id).await?);
+            }
+        }
+        Ok(Committed { events, credits, replayed: true })
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn append(&self, appends: Vec<StreamAppend>, meta: CommandMeta) -> Result<Committed, StoreError> {
+        check_distinct_streams(&appends)?;
+        let event_ids: Vec<Uuid> = appends.iter().flat_map(|a| a.events.iter().map(|e| e.event_id)).collect();
+        if event_ids.is_empty() {
+            return Ok(Committed { events: vec![], credits: vec![], replayed: false });
+        }
+        if let Some(done) = self.already_stored(&event_ids).await? {
+            return Ok(done);
+        }
+        let keys: Vec<_> = appends.iter().map(|a| (a.site_id, a.billing_credit_id)).collect();
+        let mut tx = self.begin().await?;
+        let loaded = Self::load_streams(&mut tx, &keys).await?;
+        let (events, credits) = prepare(&loaded, &appends, &meta, now_micros())?;
+        match Self::write(&mut tx, events, &credits).await {
+            Ok(events) => {
+                tx.commit().await.map_err(StoreError::from_sqlx)?;
+                Ok(Committed { events, credits: credits.into_iter().map(|c| c.credit).collect(), replayed: false })
+            }
+            Err(StoreError::Rejected(reason)) if reason == DUPLICATE_EVENT => {
+                drop(tx);
+                self.already_stored(&event_ids).await?.ok_or(StoreError::Rejected(reason))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn execute(&self, execution: Execution) -> Result<Committed, StoreError> {
+        let Execution { site_id, billing_credit_ids: ids, meta, decide } = execution;
+        let keys: Vec<_> = ids.iter().map(|id| (site_id, *id)).collect();
+        let mut tx = self.begin().await?;
+        // Checked under the write lock: a concurrent duplicate waits, then sees ours.
+        if let Some(command_id) = meta.command_id {
+            let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE site_id = ? AND command_id = ? ORDER BY position"))
+                .bind(site_id)
+                .bind(command_id)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+            if !rows.is_empty() {
+                drop(tx);
+                return self.replayed(rows.iter().map(read_event).collect::<Result<_, _>>()?).await;
+            }
+        }
+        let loaded = Self::load_streams(&mut tx, &keys).await?;
+        let states: Vec<Option<Credit>> = loaded.iter().map(|s| s.state.clone()).collect();
+        let decided = decide(&states)?;
+        let appends = decision_to_appends(site_id, &states, &ids, decided, meta.command_id);
+        let (events, credits) = prepare(&loaded, &appends, &meta, now_micros())?;
+        let events = Self::write(&mut tx, events, &credits).await?;
+        tx.commit().await.map_err(StoreError::from_sqlx)?;
+        let credits = if credits.is_empty() { states.into_iter().flatten().collect() } else { credits.into_iter().map(|c| c.credit).collect() };
+        Ok(Committed { events, credits, replayed: false })
+    }
+
+    async fn load(&self, site_id: Uuid, billing_credit_id: Uuid) -> Result<Option<Credit>, StoreError> {
+        let row = sqlx::query("SELECT state FROM billing_credits WHERE site_id = ? AND billing_credit_id = ?")
+            .bind(site_id)
+            .bind(billing_credit_id)
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        row.as_ref().map(parse_state).transpose()
+    }
+
+    async fn read_stream(
+        &self,
+        site_id: Uuid,
+        billing_credit_id: Uuid,
+        after_version: u64,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE site_id = ? AND billing_credit_id = ? AND version > ? \
+             ORDER BY version LIMIT ?"
+        ))
+        .bind(site_id)
+        .bind(billing_credit_id)
+        .bind(after_version as i64)
+        .bind(i64::from(limit.min(READ_LIMIT_MAX)))
+        .fetch_all(&self.readers)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        rows.iter().map(read_event).collect()
+    }
+
+    async fn feed(&self, site_id: Option<Uuid>, after: FeedCursor, limit: u32) -> Result<FeedPage, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE position > ? AND (? IS NULL OR site_id = ?) ORDER BY position LIMIT ?"
+        ))
+        .bind(after.position)
+        .bind(site_id)
+        .bind(site_id)
+        .bind(i64::from(limit.min(READ_LIMIT_MAX)))
+        .fetch_all(&self.readers)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        let events: Vec<RecordedEvent> = rows.iter().map(read_event).collect::<Result<_, _>>()?;
+        let next = events.last().map_or(after, |e| e.cursor);
+        Ok(FeedPage { events, next })
+    }
+
+    async fn list(&self, site_id: Uuid, query: &ListQuery) -> Result<CreditPage, StoreError> {
+        let mut count = QueryBuilder::<Sqlite>::new("SELECT count(*) FROM billing_credits");
+        push_where(&mut count, site_id, &query.filter);
+        let total: i64 = count.build().fetch_one(&self.readers).await.map_err(StoreError::from_sqlx)?.get(0);
+        let mut page = QueryBuilder::<Sqlite>::new("SELECT state FROM billing_credits");
+        push_where(&mut page, site_id, &query.filter);
+        push_page(&mut page, query);
+        let rows = page.build().fetch_all(&self.readers).await.map_err(StoreError::from_sqlx)?;
+        let credits = rows.iter().map(parse_state).collect::<Result<_, _>>()?;
+        Ok(CreditPage { credits, total: total as u64 })
+    }
+
+    async fn membership_credit_ids(&self, site_id: Uuid, membership_id: Uuid) -> Result<Vec<Uuid>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT billing_credit_id FROM billing_credits WHERE site_id = ? AND wellness_plan_membership_id = ? \
+             AND NOT deleted ORDER BY created_at, billing_credit_id",
+        )
+        .bind(site_id)
+        .bind(membership_id)
+        .fetch_all(&self.readers)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.readers).await.map_err(StoreError::from_sqlx)?;
+        Ok(())
+    }
+}
+
+const DUPLICATE_EVENT: &str = "an event with this id is already stored";
+
+fn map_write_error(err: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &err {
+        let message = db.message();
+        if message.contains("events.event_id") {
+            return StoreError::Rejected(DUPLICATE_EVENT.into());
+        }
+        if message.contains("events.site_id, events.billing_credit_id, events.version") {
+            return StoreError::VersionConflict { billing_credit_id: Uuid::nil(), expected: 0, actual: 0 };
+        }
+    }
+    StoreError::from_sqlx(err)
+}
+
+async fn upsert_projection(tx: &mut Transaction<'_, Sqlite>, p: &PreparedCredit) -> Result<(), StoreError> {
+    let c = &p.credit;
+    let d = &c.details;
+    let state = serde_json::to_string(c).expect("credits serialize");
+    sqlx::query(
+        "INSERT OR REPLACE INTO billing_credits (site_id, billing_credit_id, version, last_hash, deleted, credit_type, \
+           is_active, wellness_plan_id, wellness_plan_benefit_id, wellness_plan_membership_id, \
+           wellness_plan_membership_cycle_id, wellness_plan_membership_status_period_id, start_date, end_date, \
+           created_at, updated_at, total_amount, used_amount, wasted_amount, remaining_amount, state) \
+         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    )
+    .bind(c.site_id)
+    .bind(c.billing_credit_id)
+    .bind(c.version as i64)
+    .bind(&p.last_hash[..])
+    .bind(c.deleted)
+    .bind(d.credit_type.as_str())
+    .bind(c.is_active)
+    .bind(d.wellness_plan_id)
+    .bind(d.wellness_plan_benefit_id)
+    .bind(d.wellness_plan_membership_id)
+    .bind(d.wellness_plan_membership_cycle_id)
+    .bind(d.wellness_plan_membership_status_period_id)
+    .bind(d.start_date.timestamp_micros())
+    .bind(d.end_date.map(|t| t.timestamp_micros()))
+    .bind(c.created_at.timestamp_micros())
+    .bind(c.updated_at.timestamp_micros())
+    .bind(scaled_amount(c.total_amount))
+    .bind(scaled_amount(c.used_amount))
+    .bind(scaled_amount(c.wasted_amount))
+    .bind(scaled_amount(c.remaining_amount()))
+    .bind(state)
+    .execute(&mut **tx)
+    .await
+    .map_err(StoreError::from_sqlx)?;
+    Ok(())
+}
+
+fn parse_state(row: &SqliteRow) -> Result<Credit, StoreError> {
+    let text: &str = row.get("state");
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("projection state: {e}")))
+}
+
+fn hash_of(row: &SqliteRow, column: &str) -> Result<[u8; 32], StoreError> {
+    let bytes: Vec<u8> = row.get(column);
+    bytes.try_into().map_err(|_| StoreError::Corrupt(format!("{column} is not 32 bytes")))
+}
+
+fn micros(row: &SqliteRow, column: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_micros(row.get(column)).ok_or_else(|| StoreError::Corrupt(format!("{column} out of range")))
+}
+
+fn read_event(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
+    let event_type: String = row.get("event_type");
+    let schema_version: i64 = row.get("schema_version");
+    let payload: &str = row.get("payload");
+    let payload = serde_json::from_str(payload).map_err(|e| StoreError::Corrupt(format!("payload: {e}")))?;
+    let event = upcast(&event_type, schema_version as u16, payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let position: i64 = row.get("position");
+    Ok(RecordedEvent {
+        position,
+        event_id: row.get("event_id"),
+        site_id: row.get("site_id"),
+        billing_credit_id: row.get("billing_credit_id"),
+        version: row.get::<i64, _>("version") as u64,
+        event,
+        schema_version: schema_version as u16,
+        actor: row.get("actor"),
+        command_id: row.get("command_id"),
+        correlation_id: row.get("correlation_id"),
+        causation_id: row.get("causation_id"),
+        occurred_at: micros(row, "occurred_at")?,
+        recorded_at: micros(row, "recorded_at")?,
+        hash: hash_of(row, "hash")?,
+        cursor: FeedCursor { txid: 0, position },
+    })
+}
