@@ -36,7 +36,9 @@ pub const READ_LIMIT_MAX: u32 = 1_000;
 
 /// The decision a command makes once its credits are locked: from the credits as they
 /// stand (in the order asked, None where absent), the events to append to each.
-pub type Decider = Box<dyn FnOnce(&[Option<Credit>]) -> Result<Vec<(Uuid, Vec<Event>)>, DomainError> + Send>;
+/// It may refuse with a business rule ([`StoreError::Domain`]) or a stale version
+/// ([`StoreError::VersionConflict`], for If-Match).
+pub type Decider = Box<dyn FnOnce(&[Option<Credit>]) -> Result<Vec<(Uuid, Vec<Event>)>, StoreError> + Send>;
 
 /// A command to run against the credits it names, atomically.
 pub struct Execution {
@@ -54,6 +56,10 @@ pub enum StoreError {
     /// The stream moved on since the caller read it.
     #[error("credit {billing_credit_id} is at version {actual}, not {expected}")]
     VersionConflict { billing_credit_id: Uuid, expected: u64, actual: u64 },
+    /// Another transaction created or extended the stream between our read and our
+    /// write (only possible for a stream that did not exist yet); retrying is safe.
+    #[error("the credit was written concurrently")]
+    ConcurrentWrite,
     /// The append itself is malformed (not a business rule): too large, out of order.
     #[error("append rejected: {0}")]
     Rejected(String),

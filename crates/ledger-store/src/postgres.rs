@@ -301,7 +301,7 @@ fn map_write_error(err: sqlx::Error) -> StoreError {
             Some("events_event_id_key") => return StoreError::Rejected(DUPLICATE_EVENT.into()),
             Some("events_site_id_billing_credit_id_version_key") => {
                 // Someone created or extended the stream between our read and our write.
-                return StoreError::VersionConflict { billing_credit_id: Uuid::nil(), expected: 0, actual: 0 };
+                return StoreError::ConcurrentWrite;
             }
             _ => {}
         }

@@ -299,7 +299,7 @@ fn map_write_error(err: sqlx::Error) -> StoreError {
             return StoreError::Rejected(DUPLICATE_EVENT.into());
         }
         if message.contains("events.site_id, events.billing_credit_id, events.version") {
-            return StoreError::VersionConflict { billing_credit_id: Uuid::nil(), expected: 0, actual: 0 };
+            return StoreError::ConcurrentWrite;
         }
     }
     StoreError::from_sqlx(err)

@@ -1,1 +1,36 @@
-fn main() {}
+//! `billing-credit-ledger`: the service and its operator commands.
+
+mod cli;
+mod keys;
+mod serve;
+mod token;
+
+use clap::Parser;
+use cli::{Cli, Command, LogFormat, ServeArgs};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(cli.common.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+            Command::Serve(args) => serve::run(&cli.common, &args).await,
+            Command::Migrate => {
+                serve::open_store(&cli.common).await?;
+                println!("migrations applied to {}", serve::redact(&cli.common.database_url));
+                Ok(())
+            }
+            Command::Token(args) => token::run(&cli.common, &args),
+        }
+    })
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}

@@ -1,0 +1,193 @@
+//! Errors as `application/problem+json` (RFC 9457): a status, a title, what went wrong,
+//! and for input errors the field and the rule it broke.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use ledger_domain::{DomainError, RefusalKind};
+use ledger_store::StoreError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// One thing wrong with the input.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// The field at fault, as a JSON path (`totalAmount`, `currency.code`), or the
+    /// query parameter or header name.
+    pub field: String,
+    /// The rule it broke, stable and machine-readable (`required`, `amount-negative`).
+    pub rule: String,
+    pub message: String,
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// The request id to quote when reporting a problem (also in `X-Request-Id`).
+    #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed input: bad JSON, a wrong type, an unknown field or parameter.
+    #[error("{detail}")]
+    BadRequest { detail: String, errors: Vec<FieldError> },
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("billing credit not found")]
+    NotFound,
+    #[error("{detail}")]
+    Conflict { detail: String, rule: &'static str },
+    #[error("the credit changed since you read it: it is at version {actual}, If-Match asked for {expected}")]
+    PreconditionFailed { expected: String, actual: u64 },
+    #[error("the request body exceeds {limit_bytes} bytes")]
+    PayloadTooLarge { limit_bytes: usize },
+    #[error("the request body must be application/json")]
+    UnsupportedMediaType,
+    /// Well-formed input that breaks a business rule.
+    #[error("{0}")]
+    Unprocessable(DomainError),
+    #[error("the store is unavailable; retry shortly")]
+    Unavailable,
+    /// Anything else. The cause is logged, never shown.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+/// How long clients should wait before retrying a 503.
+pub const RETRY_AFTER_S: u32 = 2;
+
+impl ApiError {
+    pub fn bad_field(field: impl Into<String>, rule: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        ApiError::BadRequest {
+            detail: message.clone(),
+            errors: vec![FieldError { field: field.into(), rule: rule.into(), message }],
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { .. } => "Bad request",
+            ApiError::Unauthorized(_) => "Unauthorized",
+            ApiError::Forbidden(_) => "Forbidden",
+            ApiError::NotFound => "Not found",
+            ApiError::Conflict { .. } => "Conflict",
+            ApiError::PreconditionFailed { .. } => "Precondition failed",
+            ApiError::PayloadTooLarge { .. } => "Payload too large",
+            ApiError::UnsupportedMediaType => "Unsupported media type",
+            ApiError::Unprocessable(_) => "Business rule violated",
+            ApiError::Unavailable => "Service unavailable",
+            ApiError::Internal(_) => "Internal server error",
+        }
+    }
+
+    fn kind_uri(&self) -> String {
+        let slug = match self {
+            ApiError::Unprocessable(e) => e.rule(),
+            ApiError::Conflict { rule, .. } => rule,
+            other => return format!("https://docs.heydonto.com/problems/{}", other.status_code().as_u16()),
+        };
+        format!("https://docs.heydonto.com/problems/{slug}")
+    }
+
+    fn field_errors(&self) -> Vec<FieldError> {
+        match self {
+            ApiError::BadRequest { errors, .. } => errors.clone(),
+            ApiError::Unprocessable(e) => vec![FieldError {
+                field: e.field().unwrap_or("").to_string(),
+                rule: e.rule().to_string(),
+                message: e.to_string(),
+            }],
+            ApiError::PreconditionFailed { .. } => vec![FieldError {
+                field: "If-Match".into(),
+                rule: "version-mismatch".into(),
+                message: self.to_string(),
+            }],
+            _ => vec![],
+        }
+    }
+
+    /// The problem document for this error, stamped with the request id.
+    pub fn problem(&self, request_id: Option<String>) -> Problem {
+        Problem {
+            kind: self.kind_uri(),
+            title: self.title().into(),
+            status: self.status_code().as_u16(),
+            detail: self.to_string(),
+            errors: self.field_errors(),
+            request_id,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        // The request id is added by the telemetry middleware, which also logs 5xx causes.
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((header::CONTENT_TYPE, "application/problem+json"));
+        match self {
+            ApiError::Unauthorized(_) => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            ApiError::Unavailable => {
+                response.insert_header((header::RETRY_AFTER, RETRY_AFTER_S.to_string()));
+            }
+            _ => {}
+        }
+        response.body(serde_json::to_string(&self.problem(None)).expect("problems serialize"))
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        match e.kind() {
+            RefusalKind::NotFound => ApiError::NotFound,
+            RefusalKind::Conflict => ApiError::Conflict { detail: e.to_string(), rule: e.rule() },
+            RefusalKind::Unprocessable => ApiError::Unprocessable(e),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Domain(e) => e.into(),
+            StoreError::VersionConflict { expected, actual, .. } => {
+                ApiError::PreconditionFailed { expected: expected.to_string(), actual }
+            }
+            StoreError::ConcurrentWrite => ApiError::Conflict {
+                detail: "the credit was changed concurrently; retry".into(),
+                rule: "concurrent-change",
+            },
+            StoreError::Unavailable(_) => ApiError::Unavailable,
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}

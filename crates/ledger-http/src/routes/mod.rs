@@ -1,0 +1,64 @@
+//! Every route of the service.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{web, HttpRequest, HttpResponse};
+use ledger_domain::Credit;
+use uuid::Uuid;
+
+use crate::dto::BillingCredit;
+use crate::problem::ApiError;
+
+pub mod credits;
+pub mod ops;
+pub mod query;
+
+pub const CREDITS_PATH: &str = "/site/{siteId}/ahds/v1/billing-credit";
+pub const CREDIT_PATH: &str = "/site/{siteId}/ahds/v1/billing-credit/{billingCreditId}";
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource(CREDITS_PATH)
+            .name("credits")
+            .route(web::post().to(credits::create))
+            .route(web::get().to(credits::list)),
+    )
+    .service(
+        web::resource(CREDIT_PATH)
+            .name("credit")
+            .route(web::get().to(credits::get_one))
+            .route(web::patch().to(credits::patch))
+            .route(web::put().to(credits::replace))
+            .route(web::delete().to(credits::delete)),
+    );
+    ops::configure(cfg);
+}
+
+/// The `{billingCreditId}` path segment as a UUID, or a 400 naming it.
+pub fn credit_id(req: &HttpRequest) -> Result<Uuid, ApiError> {
+    let raw = req.match_info().get("billingCreditId").unwrap_or_default();
+    Uuid::parse_str(raw).map_err(|_| ApiError::bad_field("billingCreditId", "invalid-uuid", format!("{raw:?} is not a UUID")))
+}
+
+/// The strong ETag of a credit: its stream version.
+pub fn etag(version: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).expect("digits are a valid header")
+}
+
+/// The version an `If-Match` header demands, if any. `*` demands nothing.
+pub fn if_match(req: &HttpRequest) -> Result<Option<u64>, ApiError> {
+    let Some(value) = req.headers().get(header::IF_MATCH) else { return Ok(None) };
+    let text = value.to_str().unwrap_or_default().trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    text.trim_start_matches("W/")
+        .trim_matches('"')
+        .parse()
+        .map(Some)
+        .map_err(|_| ApiError::bad_field("If-Match", "invalid-etag", format!("{text:?} is not an ETag of this API (\"<version>\")")))
+}
+
+/// 200/201 with the credit as body and its version as ETag.
+pub fn credit_response(mut builder: actix_web::HttpResponseBuilder, credit: &Credit) -> HttpResponse {
+    builder.insert_header((header::ETAG, etag(credit.version))).json(BillingCredit::from(credit))
+}

@@ -1,0 +1,95 @@
+//! Command line and environment: every flag is also an env var.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "billing-credit-ledger", version, about = "Event-sourced ledger of wellness-plan billing credits (AHDS billing-credit API on :8083)")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the REST API (the default; migrates first).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Mint a signed dev token (HS256, with the configured or generated secret).
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// postgres://user@host:5432/db, or sqlite://path (the embedded default).
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://./data/ledger.db", global = true)]
+    pub database_url: String,
+    /// Where the embedded default keeps its SQLite file and generated dev secret.
+    #[arg(long, env = "DATA_DIR", default_value = "./data", global = true)]
+    pub data_dir: PathBuf,
+    /// Connection pool size (Postgres), reader pool size (SQLite).
+    #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 16, global = true)]
+    pub db_max_connections: u32,
+    /// HS256 shared secret for bearer tokens.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true, global = true)]
+    pub jwt_secret: Option<String>,
+    /// PEM public key for RS256/ES256 tokens (instead of JWT_SECRET).
+    #[arg(long, env = "JWT_PUBLIC_KEY_FILE", global = true)]
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// Algorithm of JWT_PUBLIC_KEY_FILE.
+    #[arg(long, env = "JWT_ALGORITHM", value_enum, default_value_t = JwtAlgorithm::Rs256, global = true)]
+    pub jwt_algorithm: JwtAlgorithm,
+    /// Log lines as text or JSON (filter with RUST_LOG, default info).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8083")]
+    pub listen_addr: String,
+    /// HTTP worker threads; 0 means one per core.
+    #[arg(long, env = "HTTP_WORKERS", default_value_t = 0)]
+    pub http_workers: usize,
+    /// On SIGTERM/SIGINT, in-flight requests get this long to finish.
+    #[arg(long, env = "SHUTDOWN_DEADLINE_S", default_value_t = 30)]
+    pub shutdown_deadline_s: u64,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        Self { listen_addr: "0.0.0.0:8083".into(), http_workers: 0, shutdown_deadline_s: 30 }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// Site the token grants (repeatable); `*` grants every site.
+    #[arg(long = "site", required = true)]
+    pub sites: Vec<String>,
+    /// Scopes granted (repeatable).
+    #[arg(long = "scope", default_values_t = ["billing-credit:read".to_string(), "billing-credit:write".to_string(), "billing-credit:audit".to_string()])]
+    pub scopes: Vec<String>,
+    /// The token's subject, recorded as the actor of the events it causes.
+    #[arg(long, default_value = "dev")]
+    pub sub: String,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 86_400)]
+    pub ttl_s: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum JwtAlgorithm {
+    Rs256,
+    Es256,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}

@@ -1,0 +1,69 @@
+//! `serve`: open (and migrate) the store, then serve the API until SIGTERM/SIGINT.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use ledger_http::{AppState, ServerSettings};
+use ledger_store::EventStore;
+
+use crate::cli::{Common, ServeArgs};
+use crate::keys::{self, KeySource, SecretOrigin};
+
+/// The database URL with any password masked, for logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+pub async fn open_store(common: &Common) -> anyhow::Result<Arc<dyn EventStore>> {
+    if let Some(path) = common.database_url.strip_prefix("sqlite://") {
+        let path = path.split('?').next().unwrap_or(path);
+        if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+    }
+    ledger_store::connect(&common.database_url, common.db_max_connections)
+        .await
+        .with_context(|| format!("opening the store at {}", redact(&common.database_url)))
+}
+
+pub async fn run(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
+    let store = open_store(common).await?;
+    let (auth, key_source) = keys::resolve(common)?;
+    let listener = TcpListener::bind(&args.listen_addr).with_context(|| format!("binding {}", args.listen_addr))?;
+    let port = listener.local_addr()?.port();
+    let settings = ServerSettings {
+        workers: args.http_workers,
+        shutdown_deadline: Duration::from_secs(args.shutdown_deadline_s),
+    };
+    let server = ledger_http::serve(listener, AppState { store, auth }, &settings)?;
+    tracing::info!(addr = %args.listen_addr, store = %redact(&common.database_url), "serving the billing-credit API");
+    if let KeySource::Secret(secret, SecretOrigin::Generated(path)) = &key_source {
+        print_dev_banner(secret, path, port);
+    }
+    server.await.context("server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn print_dev_banner(secret: &[u8], path: &std::path::Path, port: u16) {
+    let token = crate::token::dev_token(secret);
+    let site = "11111111-1111-1111-1111-111111111111";
+    println!(
+        "\nDev mode: tokens are signed with the generated secret in {path}.\n\
+         A token for every site and scope, valid 30 days:\n\n  export TOKEN={token}\n\n\
+         Try it:\n\n  curl -s -H \"Authorization: Bearer $TOKEN\" http://localhost:{port}/site/{site}/ahds/v1/billing-credit\n\n\
+         API docs: http://localhost:{port}/docs\n",
+        path = path.display()
+    );
+}
