@@ -72,12 +72,16 @@ fn field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
         message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()).map(str::to_string)
     };
     let rule = if inner.is_syntax() || inner.is_eof() {
+        field = "body".into();
         "malformed-json"
     } else if let Some(missing) = quoted("missing field `") {
         field = join(&field, &missing);
         "required"
     } else if let Some(unknown) = quoted("unknown field `") {
-        field = join(&field, &unknown);
+        // serde_path_to_error already ends the path with the unknown key.
+        if field.rsplit('.').next() != Some(unknown.as_str()) {
+            field = join(&field, &unknown);
+        }
         "unknown-field"
     } else if message.starts_with("invalid type") {
         "invalid-type"
