@@ -43,14 +43,17 @@ pub fn decide(state: Option<&Credit>, command: &Command, now: DateTime<Utc>) -> 
                 .reversible
                 .get(event_id)
                 .ok_or(DomainError::NotReversible { event_id: *event_id })?;
-            let amount = amount.unwrap_or(movement.amount_left);
+            // Corrections (PATCH lowering usedAmount) may already have taken back part of
+            // what this event moved: never reverse more than the balance still holds.
+            let balance = match movement.movement {
+                Movement::Use => credit.used_amount,
+                Movement::Waste => credit.wasted_amount,
+            };
+            let left = movement.amount_left.min(balance);
+            let amount = amount.unwrap_or(left);
             scale_of(credit)?.check_positive("amount", amount)?;
-            if amount > movement.amount_left {
-                return Err(DomainError::ReversalExceeds {
-                    event_id: *event_id,
-                    requested: amount,
-                    left: movement.amount_left,
-                });
+            if amount > left {
+                return Err(DomainError::ReversalExceeds { event_id: *event_id, requested: amount, left });
             }
             let reversal = Reversal { amount, reverses: Some(*event_id), reason: reason.clone() };
             Ok(vec![match movement.movement {

@@ -24,10 +24,13 @@
 //!   remainingAmount that disagrees with total − used − wasted is refused.
 //! - A deleted credit is a tombstone: not found for every command, history kept.
 //! - endDate may not be before startDate.
+//! - A consume spends across a member's matching credits, soonest endDate first (none
+//!   last), then oldest; all or nothing unless partial spending is allowed.
 //!
 //! A refused command writes nothing: `decide` is all or nothing.
 
 pub mod command;
+pub mod consume;
 pub mod credit;
 pub mod decide;
 pub mod error;
@@ -35,6 +38,7 @@ pub mod event;
 pub mod money;
 
 pub use command::{Command, CreditDraft, CreditPatch};
+pub use consume::{allocate, decide_consume, Allocation, ConsumeRequest};
 pub use credit::{evolve, Coding, Credit, CreditDetails, CreditType, EventPosition, JsonObject, Movement, Reversible};
 pub use decide::decide;
 pub use error::{DomainError, RefusalKind};

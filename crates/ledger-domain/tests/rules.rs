@@ -487,3 +487,74 @@ fn events_from_a_newer_schema_are_refused_not_misread() {
     let err = upcast(event.event_type(), EVENT_SCHEMA_VERSION + 1, event.payload()).unwrap_err();
     assert!(matches!(err, UpcastError::FromTheFuture { .. }), "{err}");
 }
+
+// ---- consume across credits ----
+
+fn member_credit(total: &str, end_day: Option<u32>, created_minute: i64) -> Credit {
+    let mut draft = visits(total);
+    draft.details.end_date = end_day.map(jan);
+    draft.details.wellness_plan_membership_id = Some(Uuid::from_u128(50));
+    draft.details.measurement_unit = Some(Coding { code: Some("visit".into()), system: None, display: None });
+    let mut credit = given(&[issued(draft)]).unwrap();
+    credit.billing_credit_id = Uuid::from_u128(600 + created_minute as u128);
+    credit.created_at = jan(1) + Duration::minutes(created_minute);
+    credit
+}
+
+fn consume(amount: &str, allow_partial: bool) -> ConsumeRequest {
+    ConsumeRequest {
+        wellness_plan_membership_id: Uuid::from_u128(50),
+        amount: d(amount),
+        credit_type: CreditType::Quantity,
+        unit_code: "visit".into(),
+        credit_category_code: None,
+        wellness_plan_benefit_id: None,
+        reference: Some("visit-9".into()),
+        allow_partial,
+    }
+}
+
+#[test]
+fn consume_pays_soonest_ending_first_then_oldest_and_no_end_last() {
+    let credits = [
+        member_credit("2", None, 1),
+        member_credit("2", Some(30), 2),
+        member_credit("2", Some(20), 3),
+        member_credit("2", Some(20), 4),
+    ];
+    let allocations = allocate(&credits, &consume("7", false), now()).unwrap();
+    let order: Vec<_> = allocations.iter().map(|a| (a.billing_credit_id.as_u128() - 600, a.amount)).collect();
+    assert_eq!(order, vec![(3, d("2")), (4, d("2")), (2, d("2")), (1, d("1"))]);
+}
+
+#[test]
+fn consume_refuses_when_short_unless_partial() {
+    let credits = [member_credit("2", None, 1), member_credit("1", Some(30), 2)];
+    assert_eq!(
+        allocate(&credits, &consume("4", false), now()),
+        Err(DomainError::InsufficientBalance { requested: d("4"), remaining: d("3") })
+    );
+    let partial = allocate(&credits, &consume("4", true), now()).unwrap();
+    assert_eq!(partial.iter().map(|a| a.amount).sum::<Decimal>(), d("3"));
+}
+
+#[test]
+fn consume_skips_credits_that_cannot_be_used_now() {
+    let mut inactive = member_credit("5", None, 1);
+    inactive.is_active = false;
+    let ended = member_credit("5", Some(10), 2);
+    let mut other_unit = member_credit("5", None, 3);
+    other_unit.details.measurement_unit = Some(Coding { code: Some("cleaning".into()), system: None, display: None });
+    let usable = member_credit("1", None, 4);
+    let allocations = allocate(&[inactive, ended, other_unit, usable], &consume("1", false), now()).unwrap();
+    assert_eq!(allocations.len(), 1);
+    assert_eq!(allocations[0].billing_credit_id.as_u128() - 600, 4);
+}
+
+#[test]
+fn consume_with_nothing_eligible_is_refused_even_partial() {
+    assert_eq!(
+        allocate(&[], &consume("1", true), now()),
+        Err(DomainError::InsufficientBalance { requested: d("1"), remaining: d("0") })
+    );
+}

@@ -11,12 +11,15 @@ pub struct Cli {
     pub command: Option<Command>,
     #[command(flatten)]
     pub common: Common,
+    /// Server settings, read also when no subcommand is given (serve is the default).
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the REST API (the default; migrates first).
-    Serve(ServeArgs),
+    Serve,
     /// Apply database migrations and exit.
     Migrate,
     /// Mint a signed dev token (HS256, with the configured or generated secret).
@@ -40,8 +43,8 @@ pub struct Common {
     /// PEM public key for RS256/ES256 tokens (instead of JWT_SECRET).
     #[arg(long, env = "JWT_PUBLIC_KEY_FILE", global = true)]
     pub jwt_public_key_file: Option<PathBuf>,
-    /// Algorithm of JWT_PUBLIC_KEY_FILE.
-    #[arg(long, env = "JWT_ALGORITHM", value_enum, default_value_t = JwtAlgorithm::Rs256, global = true)]
+    /// Algorithm of JWT_PUBLIC_KEY_FILE (RS256 or ES256; JWT_SECRET always means HS256).
+    #[arg(long, env = "JWT_ALGORITHM", value_enum, ignore_case = true, default_value_t = JwtAlgorithm::Rs256, global = true)]
     pub jwt_algorithm: JwtAlgorithm,
     /// Log lines as text or JSON (filter with RUST_LOG, default info).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
@@ -50,20 +53,15 @@ pub struct Common {
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8083")]
+    /// Address and port to serve on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8083", global = true)]
     pub listen_addr: String,
     /// HTTP worker threads; 0 means one per core.
-    #[arg(long, env = "HTTP_WORKERS", default_value_t = 0)]
+    #[arg(long, env = "HTTP_WORKERS", default_value_t = 0, global = true)]
     pub http_workers: usize,
     /// On SIGTERM/SIGINT, in-flight requests get this long to finish.
-    #[arg(long, env = "SHUTDOWN_DEADLINE_S", default_value_t = 30)]
+    #[arg(long, env = "SHUTDOWN_DEADLINE_S", default_value_t = 30, global = true)]
     pub shutdown_deadline_s: u64,
-}
-
-impl Default for ServeArgs {
-    fn default() -> Self {
-        Self { listen_addr: "0.0.0.0:8083".into(), http_workers: 0, shutdown_deadline_s: 30 }
-    }
 }
 
 #[derive(Debug, Clone, Args)]

@@ -6,7 +6,7 @@ mod serve;
 mod token;
 
 use clap::Parser;
-use cli::{Cli, Command, LogFormat, ServeArgs};
+use cli::{Cli, Command, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
@@ -14,8 +14,8 @@ fn main() -> anyhow::Result<()> {
     init_tracing(cli.common.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
-            Command::Serve(args) => serve::run(&cli.common, &args).await,
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve::run(&cli.common, &cli.serve).await,
             Command::Migrate => {
                 serve::open_store(&cli.common).await?;
                 println!("migrations applied to {}", serve::redact(&cli.common.database_url));

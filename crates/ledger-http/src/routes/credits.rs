@@ -43,7 +43,9 @@ pub async fn run_command<S>(
             }),
         })
         .await?;
-    metrics::counter!("ledger_events_appended_total").increment(committed.events.len() as u64);
+    if !committed.replayed {
+        metrics::counter!("ledger_events_appended_total").increment(committed.events.len() as u64);
+    }
     Ok(committed)
 }
 
