@@ -19,6 +19,7 @@ use ledger_domain::{Credit, DomainError, Event};
 use uuid::Uuid;
 
 pub mod chain;
+pub mod commands;
 mod migrate;
 pub mod model;
 pub mod postgres;

@@ -140,6 +140,23 @@ impl PgStore {
         self.replayed(rows.iter().map(read_event).collect::<Result<_, _>>()?).await.map(Some)
     }
 
+    /// The events a command wrote, if it was already applied.
+    async fn command_applied(&self, site_id: Uuid, command_id: Option<Uuid>) -> Result<Option<Committed>, StoreError> {
+        let Some(command_id) = command_id else { return Ok(None) };
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE site_id = $1 AND command_id = $2 ORDER BY position"
+        ))
+        .bind(site_id)
+        .bind(command_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        self.replayed(rows.iter().map(read_event).collect::<Result<_, _>>()?).await.map(Some)
+    }
+
     async fn replayed(&self, events: Vec<RecordedEvent>) -> Result<Committed, StoreError> {
         let mut credits: Vec<Credit> = Vec::new();
         for e in &events {
@@ -183,18 +200,8 @@ impl EventStore for PgStore {
 
     async fn execute(&self, execution: Execution) -> Result<Committed, StoreError> {
         let Execution { site_id, billing_credit_ids: ids, meta, decide } = execution;
-        if let Some(command_id) = meta.command_id {
-            let rows = sqlx::query(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE site_id = $1 AND command_id = $2 ORDER BY position"
-            ))
-            .bind(site_id)
-            .bind(command_id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-            if !rows.is_empty() {
-                return self.replayed(rows.iter().map(read_event).collect::<Result<_, _>>()?).await;
-            }
+        if let Some(done) = self.command_applied(site_id, meta.command_id).await? {
+            return Ok(done);
         }
         let keys: Vec<_> = ids.iter().map(|id| (site_id, *id)).collect();
         let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
@@ -203,7 +210,15 @@ impl EventStore for PgStore {
         let decided = decide(&states)?;
         let appends = decision_to_appends(site_id, &states, &ids, decided, meta.command_id);
         let (events, credits) = prepare(&loaded, &appends, &meta, now_micros())?;
-        let events = Self::write(&mut tx, events, &credits).await?;
+        let events = match Self::write(&mut tx, events, &credits).await {
+            Ok(events) => events,
+            // The same command ran concurrently and committed first: answer as it did.
+            Err(StoreError::Rejected(reason)) if reason == DUPLICATE_EVENT => {
+                drop(tx);
+                return self.command_applied(site_id, meta.command_id).await?.ok_or(StoreError::Rejected(reason));
+            }
+            Err(e) => return Err(e),
+        };
         tx.commit().await.map_err(StoreError::from_sqlx)?;
         let credits = if credits.is_empty() { states.into_iter().flatten().collect() } else { credits.into_iter().map(|c| c.credit).collect() };
         Ok(Committed { events, credits, replayed: false })

@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use ledger_domain::event::StatusChange;
 use ledger_domain::{decide, Command, Credit, DomainError, Event};
-use ledger_store::{Committed, CommandMeta, Execution, StoreError};
+use ledger_store::{commands, Committed, CommandMeta, StoreError};
 use uuid::Uuid;
 
 use super::{credit_id, credit_response, etag, if_match, query::parse_list_query};
@@ -16,8 +16,7 @@ use crate::dto::{BillingCredit, BillingCreditBody, BillingCreditList, BillingCre
 use crate::problem::{ApiError, Problem};
 use crate::startup::AppState;
 
-/// Runs one command on one credit. With `expected_version` (If-Match), a credit that has
-/// moved on is refused with 412 before anything is decided.
+/// Runs one command on one credit for the caller, counting what it appended.
 pub async fn run_command<S>(
     state: &AppState,
     access: &SiteAccess<S>,
@@ -25,24 +24,9 @@ pub async fn run_command<S>(
     command: Command,
     expected_version: Option<u64>,
 ) -> Result<Committed, StoreError> {
-    let now = Utc::now();
-    let committed = state
-        .store
-        .execute(Execution {
-            site_id: access.site_id,
-            billing_credit_ids: vec![billing_credit_id],
-            meta: CommandMeta::new(access.actor.clone(), now),
-            decide: Box::new(move |states| {
-                let credit = states[0].as_ref();
-                if let (Some(expected), Some(credit)) = (expected_version, credit.filter(|c| !c.deleted)) {
-                    if credit.version != expected {
-                        return Err(StoreError::VersionConflict { billing_credit_id, expected, actual: credit.version });
-                    }
-                }
-                Ok(vec![(billing_credit_id, decide(credit, &command, now)?)])
-            }),
-        })
-        .await?;
+    let meta = CommandMeta::new(access.actor.clone(), Utc::now());
+    let committed =
+        commands::run_command(state.store.as_ref(), access.site_id, billing_credit_id, command, meta, expected_version).await?;
     if !committed.replayed {
         metrics::counter!("ledger_events_appended_total").increment(committed.events.len() as u64);
     }

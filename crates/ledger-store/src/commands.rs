@@ -1,0 +1,87 @@
+//! Running domain commands against the store: the one path every intake (REST, NATS,
+//! the expiry sweep) takes, so each applies the same rules the same way.
+
+use chrono::{DateTime, Utc};
+use ledger_domain::{decide, decide_consume, Allocation, Command, ConsumeRequest, Credit};
+use uuid::Uuid;
+
+use crate::{Committed, CommandMeta, EventStore, Execution, StoreError};
+
+/// Runs one command on one credit, judged at `meta.occurred_at`. With
+/// `expected_version` (If-Match), a credit that has moved on is refused with
+/// [`StoreError::VersionConflict`] before anything is decided.
+pub async fn run_command(
+    store: &dyn EventStore,
+    site_id: Uuid,
+    billing_credit_id: Uuid,
+    command: Command,
+    meta: CommandMeta,
+    expected_version: Option<u64>,
+) -> Result<Committed, StoreError> {
+    let now = meta.occurred_at;
+    store
+        .execute(Execution {
+            site_id,
+            billing_credit_ids: vec![billing_credit_id],
+            meta,
+            decide: Box::new(move |states| {
+                let credit = states[0].as_ref();
+                if let (Some(expected), Some(credit)) = (expected_version, credit.filter(|c| !c.deleted)) {
+                    if credit.version != expected {
+                        return Err(StoreError::VersionConflict { billing_credit_id, expected, actual: credit.version });
+                    }
+                }
+                Ok(vec![(billing_credit_id, decide(credit, &command, now)?)])
+            }),
+        })
+        .await
+}
+
+/// A consume's result: how much each credit paid, and what was written.
+#[derive(Debug, Clone)]
+pub struct Consumed {
+    pub allocations: Vec<Allocation>,
+    pub committed: Committed,
+}
+
+/// Spends across a member's matching credits in one transaction over all of them.
+pub async fn consume(
+    store: &dyn EventStore,
+    site_id: Uuid,
+    request: ConsumeRequest,
+    meta: CommandMeta,
+) -> Result<Consumed, StoreError> {
+    let now: DateTime<Utc> = meta.occurred_at;
+    let mut ids = store.membership_credit_ids(site_id, request.wellness_plan_membership_id).await?;
+    ids.truncate(ledger_domain::consume::CONSUME_CREDITS_MAX);
+    let allocations = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let out = allocations.clone();
+    let committed = store
+        .execute(Execution {
+            site_id,
+            billing_credit_ids: ids,
+            meta,
+            decide: Box::new(move |states| {
+                let credits: Vec<Credit> = states.iter().flatten().cloned().collect();
+                let (allocated, decided) = decide_consume(&credits, &request, now)?;
+                *out.lock().expect("not poisoned") = allocated;
+                Ok(decided)
+            }),
+        })
+        .await?;
+    let mut allocations = std::mem::take(&mut *allocations.lock().expect("not poisoned"));
+    if committed.replayed {
+        // A retried command: report what it spent the first time, from its events.
+        allocations = committed
+            .events
+            .iter()
+            .filter_map(|e| match &e.event {
+                ledger_domain::Event::CreditUsed(used) => {
+                    Some(Allocation { billing_credit_id: e.billing_credit_id, amount: used.amount })
+                }
+                _ => None,
+            })
+            .collect();
+    }
+    Ok(Consumed { allocations, committed })
+}
