@@ -26,6 +26,7 @@ pub mod postgres;
 mod prepare;
 mod query;
 pub mod sqlite;
+pub mod sweep;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -40,6 +41,24 @@ pub const READ_LIMIT_MAX: u32 = 1_000;
 /// It may refuse with a business rule ([`StoreError::Domain`]) or a stale version
 /// ([`StoreError::VersionConflict`], for If-Match).
 pub type Decider = Box<dyn FnOnce(&[Option<Credit>]) -> Result<Vec<(Uuid, Vec<Event>)>, StoreError> + Send>;
+
+/// An Idempotency-Key and the fingerprint of the request that first used it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub request_hash: String,
+}
+
+/// A response as first sent, kept for the retries of its Idempotency-Key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: String,
+    pub headers: Vec<(String, String)>,
+}
+
+/// Renders an outcome as the response to keep, or None to keep nothing.
+pub type Responder = Box<dyn FnOnce(&Result<Committed, StoreError>) -> Option<StoredResponse> + Send>;
 
 /// A command to run against the credits it names, atomically.
 pub struct Execution {
@@ -61,6 +80,9 @@ pub enum StoreError {
     /// write (only possible for a stream that did not exist yet); retrying is safe.
     #[error("the credit was written concurrently")]
     ConcurrentWrite,
+    /// An Idempotency-Key came back with a different request.
+    #[error("this Idempotency-Key was used for a different request")]
+    IdempotencyKeyReused,
     /// The append itself is malformed (not a business rule): too large, out of order.
     #[error("append rejected: {0}")]
     Rejected(String),
@@ -125,6 +147,24 @@ pub trait EventStore: Send + Sync + 'static {
     /// One page of a site's live (not deleted) credits.
     async fn list(&self, site_id: Uuid, query: &ListQuery) -> Result<CreditPage, StoreError>;
 
+    /// Like [`execute`](Self::execute), once per idempotency key: the first outcome's
+    /// response (rendered by `respond`, in the same transaction as the events) is stored
+    /// and returned again for every retry with the same request. `respond` returns None
+    /// for outcomes not worth keeping (transient faults), which are returned as errors.
+    /// A retry that arrives while the first attempt runs waits for it.
+    async fn execute_idempotent(
+        &self,
+        execution: Execution,
+        key: IdempotencyKey,
+        respond: Responder,
+    ) -> Result<StoredResponse, StoreError>;
+
+    /// Credits whose endDate has passed with a balance left and no CreditExpired yet.
+    async fn due_for_expiry(&self, now: chrono::DateTime<chrono::Utc>, limit: u32) -> Result<Vec<(Uuid, Uuid)>, StoreError>;
+
+    /// Forgets idempotency keys recorded before `before`; returns how many.
+    async fn purge_idempotency_keys(&self, before: chrono::DateTime<chrono::Utc>) -> Result<u64, StoreError>;
+
     /// Ids of the live credits of one membership in a site, oldest first.
     async fn membership_credit_ids(&self, site_id: Uuid, membership_id: Uuid) -> Result<Vec<Uuid>, StoreError>;
 
@@ -186,4 +226,19 @@ pub(crate) fn decision_to_appends(
             StreamAppend { site_id: execution_site, billing_credit_id: credit_id, expected_version, events }
         })
         .collect()
+}
+
+/// A kept response, if the retry is the same request as the first use of its key.
+pub(crate) fn stored_response(
+    request_hash: String,
+    status: u16,
+    body: String,
+    headers: String,
+    key: &IdempotencyKey,
+) -> Result<StoredResponse, StoreError> {
+    if request_hash != key.request_hash {
+        return Err(StoreError::IdempotencyKeyReused);
+    }
+    let headers = serde_json::from_str(&headers).map_err(|e| StoreError::Corrupt(format!("stored headers: {e}")))?;
+    Ok(StoredResponse { status, body, headers })
 }

@@ -21,9 +21,9 @@ fn migrator(migrations: Vec<Migration>) -> Migrator {
 }
 
 pub(crate) fn postgres() -> Migrator {
-    migrator(migrations!("postgres": 1 => "0001_events_and_credits"))
+    migrator(migrations!("postgres": 1 => "0001_events_and_credits", 2 => "0002_expiry_and_idempotency"))
 }
 
 pub(crate) fn sqlite() -> Migrator {
-    migrator(migrations!("sqlite": 1 => "0001_events_and_credits"))
+    migrator(migrations!("sqlite": 1 => "0001_events_and_credits", 2 => "0002_expiry_and_idempotency"))
 }

@@ -140,6 +140,43 @@ impl PgStore {
         self.replayed(rows.iter().map(read_event).collect::<Result<_, _>>()?).await.map(Some)
     }
 
+    /// Runs an execution inside `tx` without committing. A `replayed` result wrote nothing
+    /// (and may have left `tx` unusable): the caller must not commit it.
+    async fn execute_in(&self, tx: &mut Transaction<'_, Postgres>, execution: Execution) -> Result<Committed, StoreError> {
+        let Execution { site_id, billing_credit_ids: ids, meta, decide } = execution;
+        let keys: Vec<_> = ids.iter().map(|id| (site_id, *id)).collect();
+        let loaded = Self::lock_streams(tx, &keys).await?;
+        // Checked under the credits' locks: a concurrent run of the same command has
+        // committed by now, or has not started writing.
+        if let Some(command_id) = meta.command_id {
+            let rows = sqlx::query(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE site_id = $1 AND command_id = $2 ORDER BY position"
+            ))
+            .bind(site_id)
+            .bind(command_id)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            if !rows.is_empty() {
+                return self.replayed(rows.iter().map(read_event).collect::<Result<_, _>>()?).await;
+            }
+        }
+        let states: Vec<Option<Credit>> = loaded.iter().map(|s| s.state.clone()).collect();
+        let decided = decide(&states)?;
+        let appends = decision_to_appends(site_id, &states, &ids, decided, meta.command_id);
+        let (events, credits) = prepare(&loaded, &appends, &meta, now_micros())?;
+        let events = match Self::write(tx, events, &credits).await {
+            Ok(events) => events,
+            // The same command ran concurrently and committed first: answer as it did.
+            Err(StoreError::Rejected(reason)) if reason == DUPLICATE_EVENT => {
+                return self.command_applied(site_id, meta.command_id).await?.ok_or(StoreError::Rejected(reason));
+            }
+            Err(e) => return Err(e),
+        };
+        let credits = if credits.is_empty() { states.into_iter().flatten().collect() } else { credits.into_iter().map(|c| c.credit).collect() };
+        Ok(Committed { events, credits, replayed: false })
+    }
+
     /// The events a command wrote, if it was already applied.
     async fn command_applied(&self, site_id: Uuid, command_id: Option<Uuid>) -> Result<Option<Committed>, StoreError> {
         let Some(command_id) = command_id else { return Ok(None) };
@@ -199,29 +236,82 @@ impl EventStore for PgStore {
     }
 
     async fn execute(&self, execution: Execution) -> Result<Committed, StoreError> {
-        let Execution { site_id, billing_credit_ids: ids, meta, decide } = execution;
-        if let Some(done) = self.command_applied(site_id, meta.command_id).await? {
-            return Ok(done);
-        }
-        let keys: Vec<_> = ids.iter().map(|id| (site_id, *id)).collect();
         let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
-        let loaded = Self::lock_streams(&mut tx, &keys).await?;
-        let states: Vec<Option<Credit>> = loaded.iter().map(|s| s.state.clone()).collect();
-        let decided = decide(&states)?;
-        let appends = decision_to_appends(site_id, &states, &ids, decided, meta.command_id);
-        let (events, credits) = prepare(&loaded, &appends, &meta, now_micros())?;
-        let events = match Self::write(&mut tx, events, &credits).await {
-            Ok(events) => events,
-            // The same command ran concurrently and committed first: answer as it did.
-            Err(StoreError::Rejected(reason)) if reason == DUPLICATE_EVENT => {
-                drop(tx);
-                return self.command_applied(site_id, meta.command_id).await?.ok_or(StoreError::Rejected(reason));
-            }
-            Err(e) => return Err(e),
+        let committed = self.execute_in(&mut tx, execution).await?;
+        if !committed.replayed {
+            tx.commit().await.map_err(StoreError::from_sqlx)?;
+        }
+        Ok(committed)
+    }
+
+    async fn execute_idempotent(
+        &self,
+        execution: Execution,
+        key: IdempotencyKey,
+        respond: Responder,
+    ) -> Result<StoredResponse, StoreError> {
+        let site_id = execution.site_id;
+        let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+        // Retries of one key queue here until the first attempt commits or rolls back.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!("idempotency/{site_id}/{}", key.key))
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        let existing = sqlx::query("SELECT request_hash, status, body, headers FROM idempotency_keys WHERE site_id = $1 AND key = $2")
+            .bind(site_id)
+            .bind(&key.key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        if let Some(row) = existing {
+            return crate::stored_response(row.get("request_hash"), row.get::<i16, _>("status") as u16, row.get("body"), row.get("headers"), &key);
+        }
+        let outcome = self.execute_in(&mut tx, execution).await;
+        let replayed = matches!(&outcome, Ok(c) if c.replayed);
+        let Some(response) = respond(&outcome) else {
+            return Err(outcome.err().unwrap_or_else(|| StoreError::Rejected("a successful outcome must be kept".into())));
         };
-        tx.commit().await.map_err(StoreError::from_sqlx)?;
-        let credits = if credits.is_empty() { states.into_iter().flatten().collect() } else { credits.into_iter().map(|c| c.credit).collect() };
-        Ok(Committed { events, credits, replayed: false })
+        if !replayed {
+            sqlx::query(
+                "INSERT INTO idempotency_keys (site_id, key, request_hash, status, body, headers, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, now())",
+            )
+            .bind(site_id)
+            .bind(&key.key)
+            .bind(&key.request_hash)
+            .bind(response.status as i16)
+            .bind(&response.body)
+            .bind(serde_json::to_string(&response.headers).expect("headers serialize"))
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            tx.commit().await.map_err(StoreError::from_sqlx)?;
+        }
+        Ok(response)
+    }
+
+    async fn due_for_expiry(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT site_id, billing_credit_id FROM billing_credits \
+             WHERE NOT deleted AND NOT expired AND remaining_amount > 0 AND end_date IS NOT NULL AND end_date <= $1 \
+             ORDER BY end_date LIMIT $2",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        Ok(done.rows_affected())
     }
 
     async fn load(&self, site_id: Uuid, billing_credit_id: Uuid) -> Result<Option<Credit>, StoreError> {
@@ -329,11 +419,11 @@ async fn upsert_projection(tx: &mut Transaction<'_, Postgres>, p: &PreparedCredi
     let d = &c.details;
     let state = serde_json::to_string(c).expect("credits serialize");
     sqlx::query(
-        "INSERT INTO billing_credits (site_id, billing_credit_id, version, last_hash, deleted, credit_type, is_active, \
+        "INSERT INTO billing_credits (site_id, billing_credit_id, version, last_hash, deleted, expired, credit_type, is_active, \
            wellness_plan_id, wellness_plan_benefit_id, wellness_plan_membership_id, wellness_plan_membership_cycle_id, \
            wellness_plan_membership_status_period_id, start_date, end_date, created_at, updated_at, \
            total_amount, used_amount, wasted_amount, remaining_amount, state) \
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21::json) \
+         VALUES ($1,$2,$3,$4,$5,$22,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21::json) \
          ON CONFLICT (site_id, billing_credit_id) DO UPDATE SET version = EXCLUDED.version, \
            last_hash = EXCLUDED.last_hash, deleted = EXCLUDED.deleted, credit_type = EXCLUDED.credit_type, \
            is_active = EXCLUDED.is_active, wellness_plan_id = EXCLUDED.wellness_plan_id, \
@@ -366,6 +456,7 @@ async fn upsert_projection(tx: &mut Transaction<'_, Postgres>, p: &PreparedCredi
     .bind(c.wasted_amount)
     .bind(c.remaining_amount())
     .bind(state)
+    .bind(c.expired)
     .execute(&mut **tx)
     .await
     .map_err(StoreError::from_sqlx)?;

@@ -141,6 +141,33 @@ impl SqliteStore {
         self.replayed(rows.iter().map(read_event).collect::<Result<_, _>>()?).await.map(Some)
     }
 
+    /// Runs an execution inside `tx` without committing. A `replayed` result wrote
+    /// nothing: the caller must not commit it.
+    async fn execute_in(&self, tx: &mut Transaction<'static, Sqlite>, execution: Execution) -> Result<Committed, StoreError> {
+        let Execution { site_id, billing_credit_ids: ids, meta, decide } = execution;
+        let keys: Vec<_> = ids.iter().map(|id| (site_id, *id)).collect();
+        // Checked under the write lock: a concurrent duplicate waits, then sees ours.
+        if let Some(command_id) = meta.command_id {
+            let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE site_id = ? AND command_id = ? ORDER BY position"))
+                .bind(site_id)
+                .bind(command_id)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+            if !rows.is_empty() {
+                return self.replayed(rows.iter().map(read_event).collect::<Result<_, _>>()?).await;
+            }
+        }
+        let loaded = Self::load_streams(tx, &keys).await?;
+        let states: Vec<Option<Credit>> = loaded.iter().map(|s| s.state.clone()).collect();
+        let decided = decide(&states)?;
+        let appends = decision_to_appends(site_id, &states, &ids, decided, meta.command_id);
+        let (events, credits) = prepare(&loaded, &appends, &meta, now_micros())?;
+        let events = Self::write(tx, events, &credits).await?;
+        let credits = if credits.is_empty() { states.into_iter().flatten().collect() } else { credits.into_iter().map(|c| c.credit).collect() };
+        Ok(Committed { events, credits, replayed: false })
+    }
+
     async fn replayed(&self, events: Vec<RecordedEvent>) -> Result<Committed, StoreError> {
         let mut credits: Vec<Credit> = Vec::new();
         for e in &events {
@@ -185,31 +212,77 @@ impl EventStore for SqliteStore {
     }
 
     async fn execute(&self, execution: Execution) -> Result<Committed, StoreError> {
-        let Execution { site_id, billing_credit_ids: ids, meta, decide } = execution;
-        let keys: Vec<_> = ids.iter().map(|id| (site_id, *id)).collect();
         let mut tx = self.begin().await?;
-        // Checked under the write lock: a concurrent duplicate waits, then sees ours.
-        if let Some(command_id) = meta.command_id {
-            let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE site_id = ? AND command_id = ? ORDER BY position"))
-                .bind(site_id)
-                .bind(command_id)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(StoreError::from_sqlx)?;
-            if !rows.is_empty() {
-                drop(tx);
-                return self.replayed(rows.iter().map(read_event).collect::<Result<_, _>>()?).await;
-            }
+        let committed = self.execute_in(&mut tx, execution).await?;
+        if !committed.replayed {
+            tx.commit().await.map_err(StoreError::from_sqlx)?;
         }
-        let loaded = Self::load_streams(&mut tx, &keys).await?;
-        let states: Vec<Option<Credit>> = loaded.iter().map(|s| s.state.clone()).collect();
-        let decided = decide(&states)?;
-        let appends = decision_to_appends(site_id, &states, &ids, decided, meta.command_id);
-        let (events, credits) = prepare(&loaded, &appends, &meta, now_micros())?;
-        let events = Self::write(&mut tx, events, &credits).await?;
-        tx.commit().await.map_err(StoreError::from_sqlx)?;
-        let credits = if credits.is_empty() { states.into_iter().flatten().collect() } else { credits.into_iter().map(|c| c.credit).collect() };
-        Ok(Committed { events, credits, replayed: false })
+        Ok(committed)
+    }
+
+    async fn execute_idempotent(
+        &self,
+        execution: Execution,
+        key: IdempotencyKey,
+        respond: Responder,
+    ) -> Result<StoredResponse, StoreError> {
+        let site_id = execution.site_id;
+        // The write lock (BEGIN IMMEDIATE) already queues retries behind the first attempt.
+        let mut tx = self.begin().await?;
+        let existing = sqlx::query("SELECT request_hash, status, body, headers FROM idempotency_keys WHERE site_id = ? AND key = ?")
+            .bind(site_id)
+            .bind(&key.key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        if let Some(row) = existing {
+            return crate::stored_response(row.get("request_hash"), row.get::<i64, _>("status") as u16, row.get("body"), row.get("headers"), &key);
+        }
+        let outcome = self.execute_in(&mut tx, execution).await;
+        let replayed = matches!(&outcome, Ok(c) if c.replayed);
+        let Some(response) = respond(&outcome) else {
+            return Err(outcome.err().unwrap_or_else(|| StoreError::Rejected("a successful outcome must be kept".into())));
+        };
+        if !replayed {
+            sqlx::query(
+                "INSERT INTO idempotency_keys (site_id, key, request_hash, status, body, headers, created_at) VALUES (?,?,?,?,?,?,?)",
+            )
+            .bind(site_id)
+            .bind(&key.key)
+            .bind(&key.request_hash)
+            .bind(i64::from(response.status))
+            .bind(&response.body)
+            .bind(serde_json::to_string(&response.headers).expect("headers serialize"))
+            .bind(chrono::Utc::now().timestamp_micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            tx.commit().await.map_err(StoreError::from_sqlx)?;
+        }
+        Ok(response)
+    }
+
+    async fn due_for_expiry(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT site_id, billing_credit_id FROM billing_credits \
+             WHERE NOT deleted AND NOT expired AND remaining_amount > 0 AND end_date IS NOT NULL AND end_date <= ? \
+             ORDER BY end_date LIMIT ?",
+        )
+        .bind(now.timestamp_micros())
+        .bind(i64::from(limit))
+        .fetch_all(&self.readers)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
+            .bind(before.timestamp_micros())
+            .execute(&self.writer)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        Ok(done.rows_affected())
     }
 
     async fn load(&self, site_id: Uuid, billing_credit_id: Uuid) -> Result<Option<Credit>, StoreError> {
@@ -310,17 +383,18 @@ async fn upsert_projection(tx: &mut Transaction<'_, Sqlite>, p: &PreparedCredit)
     let d = &c.details;
     let state = serde_json::to_string(c).expect("credits serialize");
     sqlx::query(
-        "INSERT OR REPLACE INTO billing_credits (site_id, billing_credit_id, version, last_hash, deleted, credit_type, \
+        "INSERT OR REPLACE INTO billing_credits (site_id, billing_credit_id, version, last_hash, deleted, expired, credit_type, \
            is_active, wellness_plan_id, wellness_plan_benefit_id, wellness_plan_membership_id, \
            wellness_plan_membership_cycle_id, wellness_plan_membership_status_period_id, start_date, end_date, \
            created_at, updated_at, total_amount, used_amount, wasted_amount, remaining_amount, state) \
-         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     )
     .bind(c.site_id)
     .bind(c.billing_credit_id)
     .bind(c.version as i64)
     .bind(&p.last_hash[..])
     .bind(c.deleted)
+    .bind(c.expired)
     .bind(d.credit_type.as_str())
     .bind(c.is_active)
     .bind(d.wellness_plan_id)

@@ -62,6 +62,9 @@ pub struct ServeArgs {
     /// On SIGTERM/SIGINT, in-flight requests get this long to finish.
     #[arg(long, env = "SHUTDOWN_DEADLINE_S", default_value_t = 30, global = true)]
     pub shutdown_deadline_s: u64,
+    /// How often the expiry sweep writes CreditExpired for credits past their endDate; 0 disables it.
+    #[arg(long, env = "EXPIRY_SWEEP_INTERVAL_S", default_value_t = 60, global = true)]
+    pub expiry_sweep_interval_s: u64,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -3,6 +3,7 @@
 mod cli;
 mod keys;
 mod serve;
+mod sweep;
 mod token;
 
 use clap::Parser;

@@ -46,12 +46,16 @@ pub async fn run(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
         workers: args.http_workers,
         shutdown_deadline: Duration::from_secs(args.shutdown_deadline_s),
     };
+    let sweep = crate::sweep::spawn(store.clone(), Duration::from_secs(args.expiry_sweep_interval_s));
     let server = ledger_http::serve(listener, AppState { store, auth }, &settings)?;
     tracing::info!(addr = %args.listen_addr, store = %redact(&common.database_url), "serving the billing-credit API");
     if let KeySource::Secret(secret, SecretOrigin::Generated(path)) = &key_source {
         print_dev_banner(secret, path, port);
     }
     server.await.context("server failed")?;
+    if let Some(sweep) = sweep {
+        sweep.abort();
+    }
     tracing::info!("stopped");
     Ok(())
 }
