@@ -72,3 +72,10 @@ pub fn optional_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<
 pub fn patch<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
+
+pub fn serialize_optional_amount<S: Serializer>(amount: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
+    match amount {
+        Some(amount) => serialize_amount(amount, s),
+        None => s.serialize_none(),
+    }
+}

@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 pub mod chain;
 pub mod commands;
+pub mod history;
 mod migrate;
 pub mod model;
 pub mod postgres;

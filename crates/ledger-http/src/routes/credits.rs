@@ -1,40 +1,34 @@
 //! The six seed endpoints. Every write is a command run by the store under the credit's
 //! lock; nothing is updated in place.
 
-use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use ledger_domain::event::StatusChange;
-use ledger_domain::{decide, Command, Credit, DomainError, Event};
-use ledger_store::{commands, Committed, CommandMeta, StoreError};
+use ledger_domain::{decide, Command, DomainError};
+use actix_web::http::StatusCode;
+use ledger_store::{commands, history, CommandMeta, Execution};
 use uuid::Uuid;
 
-use super::{credit_id, credit_response, etag, if_match, query::parse_list_query};
+use super::write::{perform, Render, Reply};
+use super::{credit_id, credit_response, etag_text, if_match, query::parse_list_query};
 use crate::auth::{Read, SiteAccess, Write};
 use crate::body::JsonBody;
 use crate::dto::{BillingCredit, BillingCreditBody, BillingCreditList, BillingCreditPatchBody, PageMeta};
 use crate::problem::{ApiError, Problem};
 use crate::startup::AppState;
 
-/// Runs one command on one credit for the caller, counting what it appended.
-pub async fn run_command<S>(
-    state: &AppState,
-    access: &SiteAccess<S>,
-    billing_credit_id: Uuid,
-    command: Command,
-    expected_version: Option<u64>,
-) -> Result<Committed, StoreError> {
+/// One command on one credit for the caller, judged now.
+pub fn command_for<S>(access: &SiteAccess<S>, billing_credit_id: Uuid, command: Command, expected_version: Option<u64>) -> Execution {
     let meta = CommandMeta::new(access.actor.clone(), Utc::now());
-    let committed =
-        commands::run_command(state.store.as_ref(), access.site_id, billing_credit_id, command, meta, expected_version).await?;
-    if !committed.replayed {
-        metrics::counter!("ledger_events_appended_total").increment(committed.events.len() as u64);
-    }
-    Ok(committed)
+    commands::command_execution(access.site_id, billing_credit_id, command, meta, expected_version)
 }
 
-fn the_credit(committed: &Committed) -> Result<&Credit, ApiError> {
-    committed.credits.first().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("a command returned no credit")))
+/// Replies with the credit a command left (status `status`, ETag its version).
+pub fn credit_reply(status: StatusCode) -> Render {
+    Box::new(move |committed| match committed.credits.first() {
+        Some(credit) => Reply::json(status, &BillingCredit::from(credit)).header("ETag", etag_text(credit.version)),
+        None => Reply::json(StatusCode::NOT_FOUND, &serde_json::json!({})),
+    })
 }
 
 const PROBLEM: &str = "application/problem+json";
@@ -56,32 +50,29 @@ const PROBLEM: &str = "application/problem+json";
 )]
 pub async fn create(
     access: SiteAccess<Write>,
+    req: HttpRequest,
     body: JsonBody<BillingCreditBody>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.value;
-    let id = body.billing_credit_id.unwrap_or_else(Uuid::new_v4);
-    let draft = body.into_draft();
-    match run_command(&state, &access, id, Command::Issue(draft.clone()), None).await {
-        Ok(committed) => {
-            let credit = the_credit(&committed)?;
-            let location = format!("/site/{}/ahds/v1/billing-credit/{id}", access.site_id);
-            Ok(credit_response(HttpResponse::Created().insert_header((header::LOCATION, location)).take(), credit))
-        }
-        Err(StoreError::Domain(DomainError::AlreadyExists) | StoreError::ConcurrentWrite) => {
-            // A retried create: the same body gets the credit back, another body a 409.
-            let first = state.store.read_stream(access.site_id, id, 0, 1).await?;
+    let JsonBody { value, raw } = body;
+    let given_id = value.billing_credit_id;
+    let id = given_id.unwrap_or_else(Uuid::new_v4);
+    let draft = value.into_draft();
+    if given_id.is_some() {
+        // A retried create: the same body gets the credit back, another body a 409.
+        if let Some(first) = state.store.read_stream(access.site_id, id, 0, 1).await?.first() {
             let wanted = decide(None, &Command::Issue(draft), Utc::now())?;
             let existing = state.store.load(access.site_id, id).await?.filter(|c| !c.deleted);
-            match (first.first(), existing) {
-                (Some(first), Some(credit)) if wanted.first() == Some(&first.event) => {
-                    Ok(credit_response(HttpResponse::Ok(), &credit))
-                }
+            return match existing {
+                Some(credit) if wanted.first() == Some(&first.event) => Ok(credit_response(HttpResponse::Ok(), &credit)),
                 _ => Err(DomainError::AlreadyExists.into()),
-            }
+            };
         }
-        Err(e) => Err(e.into()),
     }
+    let location = format!("/site/{}/ahds/v1/billing-credit/{id}", access.site_id);
+    let created = credit_reply(StatusCode::CREATED);
+    let render: Render = Box::new(move |committed| created(committed).header("Location", location));
+    perform(&state, &req, &raw, command_for(&access, id, Command::Issue(draft), None), render).await
 }
 
 #[utoipa::path(
@@ -107,7 +98,8 @@ pub async fn list(access: SiteAccess<Read>, req: HttpRequest, state: web::Data<A
 #[utoipa::path(
     get, path = "/site/{siteId}/ahds/v1/billing-credit/{billingCreditId}", tag = "Billing Credit",
     summary = "Get a billing credit",
-    params(("siteId" = Uuid, Path), ("billingCreditId" = Uuid, Path)),
+    params(("siteId" = Uuid, Path), ("billingCreditId" = Uuid, Path),
+           ("asOf" = Option<String>, Query, description = "RFC 3339 instant: the credit as it stood then, rebuilt from its events")),
     responses(
         (status = 200, description = "Billing Credit found", body = BillingCredit, headers(("ETag" = String))),
         (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM),
@@ -117,8 +109,22 @@ pub async fn list(access: SiteAccess<Read>, req: HttpRequest, state: web::Data<A
 )]
 pub async fn get_one(access: SiteAccess<Read>, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let id = credit_id(&req)?;
-    let credit = state.store.load(access.site_id, id).await?.filter(|c| !c.deleted).ok_or(ApiError::NotFound)?;
-    Ok(credit_response(HttpResponse::Ok(), &credit))
+    let mut as_of = None;
+    for (key, value) in super::ledger::query_pairs(&req)? {
+        match key.as_str() {
+            "asOf" => {
+                as_of = Some(chrono::DateTime::parse_from_rfc3339(&value).map_err(|_| {
+                    ApiError::bad_field("asOf", "invalid-instant", format!("{value:?} is not an RFC 3339 instant"))
+                })?)
+            }
+            _ => return Err(ApiError::bad_field(key.clone(), "unknown-parameter", format!("{key} is not a parameter of this endpoint"))),
+        }
+    }
+    let credit = match as_of {
+        Some(instant) => history::as_of(state.store.as_ref(), access.site_id, id, instant.with_timezone(&Utc)).await?,
+        None => state.store.load(access.site_id, id).await?.filter(|c| !c.deleted),
+    };
+    Ok(credit_response(HttpResponse::Ok(), &credit.ok_or(ApiError::NotFound)?))
 }
 
 #[utoipa::path(
@@ -142,8 +148,8 @@ pub async fn patch(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = credit_id(&req)?;
-    let committed = run_command(&state, &access, id, Command::Patch(body.value.into_patch()), if_match(&req)?).await?;
-    Ok(credit_response(HttpResponse::Ok(), the_credit(&committed)?))
+    let execution = command_for(&access, id, Command::Patch(body.value.into_patch()), if_match(&req)?);
+    perform(&state, &req, &body.raw, execution, credit_reply(StatusCode::OK)).await
 }
 
 #[utoipa::path(
@@ -170,8 +176,9 @@ pub async fn replace(
     if body.value.billing_credit_id.is_some_and(|given| given != id) {
         return Err(ApiError::bad_field("billingCreditId", "path-mismatch", "billingCreditId differs from the path"));
     }
-    let committed = run_command(&state, &access, id, Command::Replace(body.value.into_draft()), if_match(&req)?).await?;
-    Ok(credit_response(HttpResponse::Ok(), the_credit(&committed)?))
+    let JsonBody { value, raw } = body;
+    let execution = command_for(&access, id, Command::Replace(value.into_draft()), if_match(&req)?);
+    perform(&state, &req, &raw, execution, credit_reply(StatusCode::OK)).await
 }
 
 #[utoipa::path(
@@ -188,8 +195,10 @@ pub async fn replace(
 )]
 pub async fn delete(access: SiteAccess<Write>, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let id = credit_id(&req)?;
-    let committed = run_command(&state, &access, id, Command::Delete(StatusChange::default()), if_match(&req)?).await?;
-    let credit = the_credit(&committed)?;
-    debug_assert!(committed.events.iter().any(|e| matches!(e.event, Event::CreditDeleted(_))));
-    Ok(HttpResponse::NoContent().insert_header((header::ETAG, etag(credit.version))).finish())
+    let execution = command_for(&access, id, Command::Delete(StatusChange::default()), if_match(&req)?);
+    let render: Render = Box::new(|committed| {
+        let version = committed.credits.first().map_or(0, |c| c.version);
+        Reply { status: StatusCode::NO_CONTENT, body: None, headers: vec![("ETag".into(), etag_text(version))] }
+    });
+    perform(&state, &req, &[], execution, render).await
 }

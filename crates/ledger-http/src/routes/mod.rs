@@ -9,13 +9,23 @@ use crate::dto::BillingCredit;
 use crate::problem::ApiError;
 
 pub mod credits;
+pub mod ledger;
 pub mod ops;
 pub mod query;
+pub mod write;
 
 pub const CREDITS_PATH: &str = "/site/{siteId}/ahds/v1/billing-credit";
 pub const CREDIT_PATH: &str = "/site/{siteId}/ahds/v1/billing-credit/{billingCreditId}";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // Before the `{billingCreditId}` resource, which would otherwise claim "consume".
+    cfg.service(web::resource("/site/{siteId}/ahds/v1/billing-credit/consume").route(web::post().to(ledger::consume)));
+    cfg.service(web::resource(format!("{CREDIT_PATH}/use")).route(web::post().to(ledger::use_credit)))
+        .service(web::resource(format!("{CREDIT_PATH}/waste")).route(web::post().to(ledger::waste)))
+        .service(web::resource(format!("{CREDIT_PATH}/expire")).route(web::post().to(ledger::expire)))
+        .service(web::resource(format!("{CREDIT_PATH}/reverse")).route(web::post().to(ledger::reverse)));
+    cfg.service(web::resource(format!("{CREDIT_PATH}/events")).route(web::get().to(ledger::history)))
+        .service(web::resource("/site/{siteId}/ahds/v1/billing-credit-events").route(web::get().to(ledger::site_feed)));
     cfg.service(
         web::resource(CREDITS_PATH)
             .name("credits")
@@ -40,8 +50,12 @@ pub fn credit_id(req: &HttpRequest) -> Result<Uuid, ApiError> {
 }
 
 /// The strong ETag of a credit: its stream version.
+pub fn etag_text(version: u64) -> String {
+    format!("\"{version}\"")
+}
+
 pub fn etag(version: u64) -> HeaderValue {
-    HeaderValue::from_str(&format!("\"{version}\"")).expect("digits are a valid header")
+    HeaderValue::from_str(&etag_text(version)).expect("digits are a valid header")
 }
 
 /// The version an `If-Match` header demands, if any. `*` demands nothing.

@@ -1,0 +1,218 @@
+//! Bodies and replies of the ledger operations (use, waste, expire, reverse, consume)
+//! and of the audit reads (a credit's events, the site feed).
+
+use chrono::{DateTime, Utc};
+use ledger_domain::{Allocation, CreditType, Event};
+use ledger_store::RecordedEvent;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{BillingCredit, PageMeta};
+use crate::wire;
+
+/// Spend part of a credit.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UseBody {
+    #[serde(deserialize_with = "wire::amount")]
+    #[schema(value_type = f64, example = 1)]
+    pub amount: Decimal,
+    /// What the credit paid for: a visit, an invoice, a benefit redemption.
+    #[schema(example = "visit-2025-0042")]
+    pub reference: String,
+    /// When it happened (business time); defaults to now. Judged against the credit's
+    /// startDate/endDate; never in the future.
+    #[serde(default, deserialize_with = "wire::optional_date")]
+    #[schema(value_type = Option<String>, example = "2025-03-01T10:00:00Z")]
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub note: Option<String>,
+}
+
+/// Write part of a credit off.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WasteBody {
+    #[serde(deserialize_with = "wire::amount")]
+    #[schema(value_type = f64, example = 1)]
+    pub amount: Decimal,
+    #[schema(example = "missed appointment")]
+    pub reason: String,
+}
+
+/// Write off everything that remains (once).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExpireBody {
+    pub reason: Option<String>,
+}
+
+/// Undo a use or a waste, in full or in part.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReverseBody {
+    /// The CreditUsed or CreditWasted event to undo.
+    pub event_id: Uuid,
+    /// How much to undo; all that is left of it when absent.
+    #[serde(default, deserialize_with = "wire::optional_amount")]
+    #[schema(value_type = Option<f64>)]
+    pub amount: Option<Decimal>,
+    pub reason: Option<String>,
+}
+
+/// Spend an amount across a member's matching credits, soonest endDate first.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConsumeBody {
+    pub wellness_plan_membership_id: Uuid,
+    #[serde(deserialize_with = "wire::amount")]
+    #[schema(value_type = f64, example = 1)]
+    pub amount: Decimal,
+    #[schema(value_type = String, example = "quantity")]
+    pub credit_type: CreditType,
+    /// ISO 4217 code; required for monetary credits.
+    #[schema(example = "USD")]
+    pub currency: Option<String>,
+    /// Unit code (measurementUnit.code); required for quantity credits.
+    #[schema(example = "visit")]
+    pub measurement_unit: Option<String>,
+    /// Only credits of this category (creditCategory.code).
+    pub credit_category: Option<String>,
+    pub wellness_plan_benefit_id: Option<Uuid>,
+    #[schema(example = "invoice-7781")]
+    pub reference: String,
+    /// Spend what there is when it is not enough (default false: refuse and write nothing).
+    pub allow_partial: Option<bool>,
+}
+
+/// One event of the ledger, as auditors read it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerEvent {
+    pub event_id: Uuid,
+    #[serde(rename = "type")]
+    #[schema(example = "CreditUsed")]
+    pub event_type: String,
+    pub site_id: Uuid,
+    pub billing_credit_id: Uuid,
+    pub version: u64,
+    /// Amount moved (uses, wastes, reversals, expiry) or issued (the total).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "wire::serialize_optional_amount")]
+    #[schema(value_type = Option<f64>)]
+    pub amount: Option<Decimal>,
+    /// Change of the total (CreditTotalAdjusted).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "wire::serialize_optional_amount")]
+    #[schema(value_type = Option<f64>)]
+    pub delta: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// The event a reversal undoes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reverses: Option<Uuid>,
+    /// Who caused it (the token's `sub`).
+    pub actor: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command_id: Option<Uuid>,
+    #[schema(example = "2025-01-01T00:00:00.000Z")]
+    pub recorded_at: String,
+    #[schema(example = "2025-01-01T00:00:00.000Z")]
+    pub occurred_at: String,
+    /// SHA-256 chaining this event to the previous one of its credit (hex).
+    pub hash: String,
+    /// Where a feed reader resumes after this event.
+    pub cursor: String,
+}
+
+impl From<&RecordedEvent> for LedgerEvent {
+    fn from(e: &RecordedEvent) -> Self {
+        let (mut amount, mut delta, mut reference, mut reason, mut note, mut reverses) = (None, None, None, None, None, None);
+        match &e.event {
+            Event::CreditIssued(x) => amount = Some(x.total_amount),
+            Event::CreditUsed(x) => (amount, reference, note) = (Some(x.amount), x.reference.clone(), x.note.clone()),
+            Event::CreditUseReversed(x) | Event::CreditWasteReversed(x) => {
+                (amount, reverses, reason) = (Some(x.amount), x.reverses, x.reason.clone())
+            }
+            Event::CreditWasted(x) => (amount, reason) = (Some(x.amount), x.reason.clone()),
+            Event::CreditExpired(x) => (amount, reason) = (Some(x.amount), x.reason.clone()),
+            Event::CreditTotalAdjusted(x) => (delta, reason) = (Some(x.delta), x.reason.clone()),
+            Event::CreditDetailsChanged(_) => {}
+            Event::CreditActivated(x) | Event::CreditDeactivated(x) | Event::CreditDeleted(x) => reason = x.reason.clone(),
+        }
+        LedgerEvent {
+            event_id: e.event_id,
+            event_type: e.event.event_type().to_string(),
+            site_id: e.site_id,
+            billing_credit_id: e.billing_credit_id,
+            version: e.version,
+            amount,
+            delta,
+            reference,
+            reason,
+            note,
+            reverses,
+            actor: e.actor.clone(),
+            command_id: e.command_id,
+            recorded_at: wire::format_timestamp(&e.recorded_at),
+            occurred_at: wire::format_timestamp(&e.occurred_at),
+            hash: hex::encode(e.hash),
+            cursor: e.cursor.encode(),
+        }
+    }
+}
+
+/// A ledger operation's result: the credit as it now stands and the events written.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationResult {
+    pub billing_credit: BillingCredit,
+    pub events: Vec<LedgerEvent>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AllocationDto {
+    pub billing_credit_id: Uuid,
+    #[serde(serialize_with = "wire::serialize_amount")]
+    #[schema(value_type = f64)]
+    pub amount: Decimal,
+}
+
+impl From<&Allocation> for AllocationDto {
+    fn from(a: &Allocation) -> Self {
+        AllocationDto { billing_credit_id: a.billing_credit_id, amount: a.amount }
+    }
+}
+
+/// What a consume spent, credit by credit.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumeResult {
+    #[serde(serialize_with = "wire::serialize_amount")]
+    #[schema(value_type = f64)]
+    pub requested_amount: Decimal,
+    #[serde(serialize_with = "wire::serialize_amount")]
+    #[schema(value_type = f64)]
+    pub allocated_amount: Decimal,
+    pub allocations: Vec<AllocationDto>,
+    pub events: Vec<LedgerEvent>,
+}
+
+/// A page of one credit's history, oldest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventPage {
+    pub data: Vec<LedgerEvent>,
+    pub meta: PageMeta,
+}
+
+/// A slice of the site feed and the cursor to resume after it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FeedSlice {
+    pub data: Vec<LedgerEvent>,
+    /// Pass as `after` to read on; unchanged when nothing new has committed.
+    pub next: String,
+}

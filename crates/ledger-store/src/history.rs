@@ -1,0 +1,48 @@
+//! Reading a credit back from its events: the fold auditors trust, and the credit as it
+//! stood at any past instant.
+
+use chrono::{DateTime, Utc};
+use ledger_domain::{evolve, Credit, EventPosition};
+use uuid::Uuid;
+
+use crate::{EventStore, RecordedEvent, StoreError, READ_LIMIT_MAX};
+
+/// Folds recorded events (one stream, in version order) into the credit they make.
+pub fn fold<'a>(events: impl IntoIterator<Item = &'a RecordedEvent>) -> Option<Credit> {
+    events.into_iter().fold(None, |state, e| {
+        let at = EventPosition {
+            site_id: e.site_id,
+            billing_credit_id: e.billing_credit_id,
+            event_id: e.event_id,
+            version: e.version,
+            recorded_at: e.recorded_at,
+        };
+        Some(evolve(state, &e.event, &at))
+    })
+}
+
+/// Every event of one stream, oldest first, read in bounded pages.
+pub async fn read_all(store: &dyn EventStore, site_id: Uuid, billing_credit_id: Uuid) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut events: Vec<RecordedEvent> = Vec::new();
+    loop {
+        let after = events.last().map_or(0, |e| e.version);
+        let page = store.read_stream(site_id, billing_credit_id, after, READ_LIMIT_MAX).await?;
+        let done = page.len() < READ_LIMIT_MAX as usize;
+        events.extend(page);
+        if done {
+            return Ok(events);
+        }
+    }
+}
+
+/// The credit as the ledger knew it at `as_of`: its events recorded up to then, folded.
+/// None if it did not exist yet (or had been deleted by then).
+pub async fn as_of(
+    store: &dyn EventStore,
+    site_id: Uuid,
+    billing_credit_id: Uuid,
+    as_of: DateTime<Utc>,
+) -> Result<Option<Credit>, StoreError> {
+    let events = read_all(store, site_id, billing_credit_id).await?;
+    Ok(fold(events.iter().take_while(|e| e.recorded_at <= as_of)).filter(|c| !c.deleted))
+}
