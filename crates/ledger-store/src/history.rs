@@ -36,7 +36,9 @@ pub async fn read_all(store: &dyn EventStore, site_id: Uuid, billing_credit_id: 
 }
 
 /// The credit as the ledger knew it at `as_of`: its events recorded up to then, folded.
-/// None if it did not exist yet (or had been deleted by then).
+/// None if it did not exist yet (or had been deleted by then). Read at millisecond
+/// precision, the precision of the timestamps the API shows: an event recorded at
+/// 12:00:00.734512 is included as of 12:00:00.734.
 pub async fn as_of(
     store: &dyn EventStore,
     site_id: Uuid,
@@ -44,5 +46,6 @@ pub async fn as_of(
     as_of: DateTime<Utc>,
 ) -> Result<Option<Credit>, StoreError> {
     let events = read_all(store, site_id, billing_credit_id).await?;
-    Ok(fold(events.iter().take_while(|e| e.recorded_at <= as_of)).filter(|c| !c.deleted))
+    let as_of_ms = as_of.timestamp_millis();
+    Ok(fold(events.iter().take_while(|e| e.recorded_at.timestamp_millis() <= as_of_ms)).filter(|c| !c.deleted))
 }

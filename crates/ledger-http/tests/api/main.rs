@@ -3,6 +3,7 @@
 mod credits;
 mod errors;
 mod helpers;
+mod ledger;
 mod list;
 mod ops;
 mod seed;
