@@ -19,6 +19,7 @@ use ledger_domain::{Credit, DomainError, Event};
 use uuid::Uuid;
 
 pub mod chain;
+pub mod audit;
 pub mod commands;
 pub mod history;
 mod migrate;
@@ -37,11 +38,20 @@ pub use prepare::EVENTS_PER_APPEND_MAX;
 /// The largest number of events one feed or history read returns.
 pub const READ_LIMIT_MAX: u32 = 1_000;
 
+/// The largest number of rows one replay/verify scan returns.
+pub const SCAN_LIMIT_MAX: u32 = 10_000;
+
+/// Projection rows per multi-row upsert (22 bind parameters each; both databases' limits allow it).
+pub const PROJECTION_BATCH_MAX: usize = 500;
+
 /// The decision a command makes once its credits are locked: from the credits as they
 /// stand (in the order asked, None where absent), the events to append to each.
 /// It may refuse with a business rule ([`StoreError::Domain`]) or a stale version
 /// ([`StoreError::VersionConflict`], for If-Match).
 pub type Decider = Box<dyn FnOnce(&[Option<Credit>]) -> Result<Vec<(Uuid, Vec<Event>)>, StoreError> + Send>;
+
+/// An event's place in stream order: (site, credit, version).
+pub type StreamPosition = (Uuid, Uuid, u64);
 
 /// An Idempotency-Key and the fingerprint of the request that first used it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +178,20 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Ids of the live credits of one membership in a site, oldest first.
     async fn membership_credit_ids(&self, site_id: Uuid, membership_id: Uuid) -> Result<Vec<Uuid>, StoreError>;
+
+    /// Events in stream order (site, credit, version) after `after`, for replay and verify.
+    async fn scan_events(&self, site_id: Option<Uuid>, after: Option<StreamPosition>, limit: u32) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Projection rows (deleted or not) in (site, credit) order after `after`, with their last hash.
+    async fn scan_projections(
+        &self,
+        site_id: Option<Uuid>,
+        after: Option<(Uuid, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<(Credit, [u8; 32])>, StoreError>;
+
+    /// Writes rebuilt projection rows, never over a newer version.
+    async fn put_projections(&self, rows: Vec<(Credit, [u8; 32])>) -> Result<(), StoreError>;
 
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;

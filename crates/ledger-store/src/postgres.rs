@@ -118,9 +118,7 @@ impl PgStore {
             event.position = row.get("position");
             event.cursor = FeedCursor { txid: parse_txid(&row)?, position: event.position };
         }
-        for credit in credits {
-            upsert_projection(tx, credit).await?;
-        }
+        upsert_projections(tx, credits, false).await?;
         Ok(recorded)
     }
 
@@ -392,6 +390,52 @@ impl EventStore for PgStore {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
+    async fn scan_events(&self, site_id: Option<Uuid>, after: Option<StreamPosition>, limit: u32) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE true"));
+        if let Some(site) = site_id {
+            qb.push(" AND site_id = ").push_bind(site);
+        }
+        if let Some((site, credit, version)) = after {
+            qb.push(" AND (site_id, billing_credit_id, version) > (")
+                .push_bind(site)
+                .push(", ")
+                .push_bind(credit)
+                .push(", ")
+                .push_bind(version as i64)
+                .push(")");
+        }
+        qb.push(" ORDER BY site_id, billing_credit_id, version LIMIT ").push_bind(i64::from(limit.min(SCAN_LIMIT_MAX)));
+        let rows = qb.build().fetch_all(&self.pool).await.map_err(StoreError::from_sqlx)?;
+        rows.iter().map(read_event).collect()
+    }
+
+    async fn scan_projections(
+        &self,
+        site_id: Option<Uuid>,
+        after: Option<(Uuid, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<(Credit, [u8; 32])>, StoreError> {
+        let mut qb = QueryBuilder::<Postgres>::new("SELECT state::text AS state, last_hash FROM billing_credits WHERE true");
+        if let Some(site) = site_id {
+            qb.push(" AND site_id = ").push_bind(site);
+        }
+        if let Some((site, credit)) = after {
+            qb.push(" AND (site_id, billing_credit_id) > (").push_bind(site).push(", ").push_bind(credit).push(")");
+        }
+        qb.push(" ORDER BY site_id, billing_credit_id LIMIT ").push_bind(i64::from(limit.min(SCAN_LIMIT_MAX)));
+        let rows = qb.build().fetch_all(&self.pool).await.map_err(StoreError::from_sqlx)?;
+        rows.iter().map(|row| Ok((parse_state(row)?, hash_of(row, "last_hash")?))).collect()
+    }
+
+    async fn put_projections(&self, rows: Vec<(Credit, [u8; 32])>) -> Result<(), StoreError> {
+        let rows: Vec<PreparedCredit> = rows.into_iter().map(|(credit, last_hash)| PreparedCredit { credit, last_hash }).collect();
+        let mut conn = self.pool.acquire().await.map_err(StoreError::from_sqlx)?;
+        for chunk in rows.chunks(PROJECTION_BATCH_MAX) {
+            upsert_projections(&mut conn, chunk, true).await?;
+        }
+        Ok(())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(StoreError::from_sqlx)?;
         Ok(())
@@ -414,52 +458,66 @@ fn map_write_error(err: sqlx::Error) -> StoreError {
     StoreError::from_sqlx(err)
 }
 
-async fn upsert_projection(tx: &mut Transaction<'_, Postgres>, p: &PreparedCredit) -> Result<(), StoreError> {
-    let c = &p.credit;
-    let d = &c.details;
-    let state = serde_json::to_string(c).expect("credits serialize");
-    sqlx::query(
-        "INSERT INTO billing_credits (site_id, billing_credit_id, version, last_hash, deleted, expired, credit_type, is_active, \
-           wellness_plan_id, wellness_plan_benefit_id, wellness_plan_membership_id, wellness_plan_membership_cycle_id, \
-           wellness_plan_membership_status_period_id, start_date, end_date, created_at, updated_at, \
-           total_amount, used_amount, wasted_amount, remaining_amount, state) \
-         VALUES ($1,$2,$3,$4,$5,$22,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21::json) \
-         ON CONFLICT (site_id, billing_credit_id) DO UPDATE SET version = EXCLUDED.version, \
-           last_hash = EXCLUDED.last_hash, deleted = EXCLUDED.deleted, credit_type = EXCLUDED.credit_type, \
-           is_active = EXCLUDED.is_active, wellness_plan_id = EXCLUDED.wellness_plan_id, \
-           wellness_plan_benefit_id = EXCLUDED.wellness_plan_benefit_id, \
-           wellness_plan_membership_id = EXCLUDED.wellness_plan_membership_id, \
-           wellness_plan_membership_cycle_id = EXCLUDED.wellness_plan_membership_cycle_id, \
-           wellness_plan_membership_status_period_id = EXCLUDED.wellness_plan_membership_status_period_id, \
-           start_date = EXCLUDED.start_date, end_date = EXCLUDED.end_date, updated_at = EXCLUDED.updated_at, \
-           total_amount = EXCLUDED.total_amount, used_amount = EXCLUDED.used_amount, \
-           wasted_amount = EXCLUDED.wasted_amount, remaining_amount = EXCLUDED.remaining_amount, state = EXCLUDED.state",
-    )
-    .bind(c.site_id)
-    .bind(c.billing_credit_id)
-    .bind(c.version as i64)
-    .bind(&p.last_hash[..])
-    .bind(c.deleted)
-    .bind(d.credit_type.as_str())
-    .bind(c.is_active)
-    .bind(d.wellness_plan_id)
-    .bind(d.wellness_plan_benefit_id)
-    .bind(d.wellness_plan_membership_id)
-    .bind(d.wellness_plan_membership_cycle_id)
-    .bind(d.wellness_plan_membership_status_period_id)
-    .bind(d.start_date)
-    .bind(d.end_date)
-    .bind(c.created_at)
-    .bind(c.updated_at)
-    .bind(c.total_amount)
-    .bind(c.used_amount)
-    .bind(c.wasted_amount)
-    .bind(c.remaining_amount())
-    .bind(state)
-    .bind(c.expired)
-    .execute(&mut **tx)
-    .await
-    .map_err(StoreError::from_sqlx)?;
+/// Writes projection rows. `only_forward`: never replace a row with an older version
+/// (replay runs beside live writers and must not undo their work).
+pub(crate) async fn upsert_projections(
+    conn: &mut sqlx::PgConnection,
+    rows: &[PreparedCredit],
+    only_forward: bool,
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let states: Vec<String> = rows.iter().map(|p| serde_json::to_string(&p.credit).expect("credits serialize")).collect();
+    let mut qb = QueryBuilder::<Postgres>::new(
+        "INSERT INTO billing_credits (site_id, billing_credit_id, version, last_hash, deleted, expired, credit_type, \
+         is_active, wellness_plan_id, wellness_plan_benefit_id, wellness_plan_membership_id, \
+         wellness_plan_membership_cycle_id, wellness_plan_membership_status_period_id, start_date, end_date, \
+         created_at, updated_at, total_amount, used_amount, wasted_amount, remaining_amount, state) ",
+    );
+    qb.push_values(rows.iter().zip(&states), |mut b, (p, state)| {
+        let c = &p.credit;
+        let d = &c.details;
+        b.push_bind(c.site_id)
+            .push_bind(c.billing_credit_id)
+            .push_bind(c.version as i64)
+            .push_bind(&p.last_hash[..])
+            .push_bind(c.deleted)
+            .push_bind(c.expired)
+            .push_bind(d.credit_type.as_str())
+            .push_bind(c.is_active)
+            .push_bind(d.wellness_plan_id)
+            .push_bind(d.wellness_plan_benefit_id)
+            .push_bind(d.wellness_plan_membership_id)
+            .push_bind(d.wellness_plan_membership_cycle_id)
+            .push_bind(d.wellness_plan_membership_status_period_id)
+            .push_bind(d.start_date)
+            .push_bind(d.end_date)
+            .push_bind(c.created_at)
+            .push_bind(c.updated_at)
+            .push_bind(c.total_amount)
+            .push_bind(c.used_amount)
+            .push_bind(c.wasted_amount)
+            .push_bind(c.remaining_amount())
+            .push_bind(state)
+            .push_unseparated("::json");
+    });
+    qb.push(
+        " ON CONFLICT (site_id, billing_credit_id) DO UPDATE SET version = EXCLUDED.version, \
+         last_hash = EXCLUDED.last_hash, deleted = EXCLUDED.deleted, expired = EXCLUDED.expired, \
+         credit_type = EXCLUDED.credit_type, is_active = EXCLUDED.is_active, wellness_plan_id = EXCLUDED.wellness_plan_id, \
+         wellness_plan_benefit_id = EXCLUDED.wellness_plan_benefit_id, \
+         wellness_plan_membership_id = EXCLUDED.wellness_plan_membership_id, \
+         wellness_plan_membership_cycle_id = EXCLUDED.wellness_plan_membership_cycle_id, \
+         wellness_plan_membership_status_period_id = EXCLUDED.wellness_plan_membership_status_period_id, \
+         start_date = EXCLUDED.start_date, end_date = EXCLUDED.end_date, created_at = EXCLUDED.created_at, \
+         updated_at = EXCLUDED.updated_at, total_amount = EXCLUDED.total_amount, used_amount = EXCLUDED.used_amount, \
+         wasted_amount = EXCLUDED.wasted_amount, remaining_amount = EXCLUDED.remaining_amount, state = EXCLUDED.state",
+    );
+    if only_forward {
+        qb.push(" WHERE billing_credits.version <= EXCLUDED.version");
+    }
+    qb.build().execute(conn).await.map_err(StoreError::from_sqlx)?;
     Ok(())
 }
 
