@@ -24,6 +24,33 @@ pub enum Command {
     Migrate,
     /// Mint a signed dev token (HS256, with the configured or generated secret).
     Token(TokenArgs),
+    /// Rebuild projections from the events (all sites, or one). Safe beside a running
+    /// service: a rebuilt row never replaces a newer one.
+    Replay(SiteArg),
+    /// Recompute every hash chain and compare every projection row with the replay of
+    /// its events. Exits non-zero on any mismatch, naming the first ones.
+    Verify(SiteArg),
+    /// Write one site's events as JSON lines to stdout, oldest first, in constant memory.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SiteArg {
+    /// Only this site.
+    #[arg(long)]
+    pub site: Option<uuid::Uuid>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    #[arg(long)]
+    pub site: uuid::Uuid,
+    /// Only events recorded at or after this instant (RFC 3339).
+    #[arg(long)]
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only events recorded before this instant (RFC 3339).
+    #[arg(long)]
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, Clone, Args)]

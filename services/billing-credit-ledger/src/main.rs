@@ -1,5 +1,6 @@
 //! `billing-credit-ledger`: the service and its operator commands.
 
+mod audit;
 mod cli;
 mod keys;
 mod serve;
@@ -23,6 +24,9 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Token(args) => token::run(&cli.common, &args),
+            Command::Replay(args) => audit::replay(&cli.common, args.site).await,
+            Command::Verify(args) => audit::verify(&cli.common, args.site).await,
+            Command::Export(args) => audit::export(&cli.common, &args).await,
         }
     })
 }
