@@ -113,6 +113,13 @@ impl StoreError {
             sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
                 StoreError::Unavailable(err)
             }
+            // Connection exceptions (class 08) and an administrator shutting the server
+            // down (57P01-57P03): the database is going away, not refusing the query.
+            sqlx::Error::Database(db)
+                if db.code().is_some_and(|code| code.starts_with("08") || code.starts_with("57P0")) =>
+            {
+                StoreError::Unavailable(err)
+            }
             _ => StoreError::Database(err),
         }
     }

@@ -1,70 +1,13 @@
 //! The built binary, started on a free port against a real Postgres, driven over HTTP.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ledger_store::testing::TestDatabase;
 use serde_json::{json, Value};
-
-const BIN: &str = env!("CARGO_BIN_EXE_billing-credit-ledger");
-const SECRET: &str = "blackbox-secret-blackbox-secret-0123456789";
-const SITE: &str = "3f1c2a9e-5b7d-4c1e-9a8b-2d6e4f0a1b3c";
-
-struct Service {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-async fn start(database_url: &str, extra_env: &[(&str, &str)]) -> Service {
-    let port = free_port();
-    let mut command = Command::new(BIN);
-    command
-        .arg("serve")
-        .env("DATABASE_URL", database_url)
-        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("JWT_SECRET", SECRET)
-        .env("HTTP_WORKERS", "2")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    for (key, value) in extra_env {
-        command.env(key, value);
-    }
-    let service = Service { child: command.spawn().expect("start the binary"), base: format!("http://127.0.0.1:{port}") };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = reqwest::get(format!("{}/readyz", service.base)).await {
-            if r.status() == 200 {
-                return service;
-            }
-        }
-        assert!(Instant::now() < deadline, "the service did not become ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn mint_token(database_url: &str, scopes: &[&str]) -> String {
-    let mut command = Command::new(BIN);
-    command.args(["token", "--site", SITE]).env("DATABASE_URL", database_url).env("JWT_SECRET", SECRET);
-    for scope in scopes {
-        command.args(["--scope", scope]);
-    }
-    let out = command.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
+use support::*;
 
 #[tokio::test]
 async fn the_binary_serves_the_api_on_postgres() {
@@ -72,9 +15,9 @@ async fn the_binary_serves_the_api_on_postgres() {
     let migrate = Command::new(BIN).arg("migrate").env("DATABASE_URL", &db.url).output().unwrap();
     assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
     let service = start(&db.url, &[]).await;
-    let token = mint_token(&db.url, &["billing-credit:read", "billing-credit:write"]);
+    let token = mint_token(&["billing-credit:read", "billing-credit:write"]);
     let client = reqwest::Client::new();
-    let credits = format!("{}/site/{SITE}/ahds/v1/billing-credit", service.base);
+    let credits = service.credits_url();
 
     let created = client
         .post(&credits)
@@ -102,8 +45,8 @@ async fn the_binary_serves_the_api_on_postgres() {
 async fn sigterm_finishes_accepted_requests_and_writes_nothing_half() {
     let db = TestDatabase::postgres().await;
     let service = start(&db.url, &[("SHUTDOWN_DEADLINE_S", "10")]).await;
-    let token = mint_token(&db.url, &["billing-credit:read", "billing-credit:write"]);
-    let credits = format!("{}/site/{SITE}/ahds/v1/billing-credit", service.base);
+    let token = mint_token(&["billing-credit:read", "billing-credit:write"]);
+    let credits = service.credits_url();
     let client = reqwest::Client::new();
 
     let load: Vec<_> = (0..200)

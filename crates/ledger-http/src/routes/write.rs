@@ -74,6 +74,14 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_string()))
 }
 
+/// The command id of a keyed request: its events carry it, so auditors can match
+/// a client's log of keys with what was written.
+pub fn idempotency_command_id(site_id: Uuid, key: &str) -> Uuid {
+    let mut name = site_id.as_bytes().to_vec();
+    name.extend_from_slice(key.as_bytes());
+    Uuid::new_v5(&IDEMPOTENCY_NAMESPACE, &name)
+}
+
 /// Refusals are part of a request's outcome and are kept; faults are not, so a retry
 /// after an outage can still succeed.
 fn kept_refusal(error: &StoreError) -> bool {
@@ -100,10 +108,7 @@ pub async fn perform(
         count_appended(&committed);
         return Ok(render(&committed).into());
     };
-    let site_id = execution.site_id;
-    let mut name = site_id.as_bytes().to_vec();
-    name.extend_from_slice(key.as_bytes());
-    execution.meta.command_id = Some(Uuid::new_v5(&IDEMPOTENCY_NAMESPACE, &name));
+    execution.meta.command_id = Some(idempotency_command_id(execution.site_id, &key));
     let mut fingerprint = Sha256::new();
     fingerprint.update(req.method().as_str().as_bytes());
     fingerprint.update(b" ");
