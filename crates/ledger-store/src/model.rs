@@ -186,6 +186,9 @@ pub struct CreditFilter {
 /// The largest page a list may ask for.
 pub const PAGE_SIZE_MAX: u32 = 100;
 
+/// The last page number a list may ask for: deeper offsets only make the database count.
+pub const PAGE_MAX: u32 = 1_000_000;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListQuery {
     pub filter: CreditFilter,

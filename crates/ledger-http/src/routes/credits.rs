@@ -14,7 +14,7 @@ use super::{credit_id, credit_response, etag_text, if_match, query::parse_list_q
 use crate::auth::{Read, SiteAccess, Write};
 use crate::body::JsonBody;
 use crate::dto::{BillingCredit, BillingCreditBody, BillingCreditList, BillingCreditPatchBody, PageMeta};
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, ReadProblems, WriteProblems};
 use crate::startup::AppState;
 
 /// One command on one credit for the caller, judged now.
@@ -31,7 +31,6 @@ pub fn credit_reply(status: StatusCode) -> Render {
     })
 }
 
-const PROBLEM: &str = "application/problem+json";
 
 #[utoipa::path(
     post, path = "/site/{siteId}/ahds/v1/billing-credit", tag = "Billing Credit",
@@ -41,10 +40,7 @@ const PROBLEM: &str = "application/problem+json";
     responses(
         (status = 201, description = "Billing Credit created successfully", body = BillingCredit, headers(("ETag" = String))),
         (status = 200, description = "The same billingCreditId and body were sent before: the existing credit", body = BillingCredit),
-        (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM),
-        (status = 403, body = Problem, content_type = PROBLEM), (status = 409, body = Problem, content_type = PROBLEM),
-        (status = 413, body = Problem, content_type = PROBLEM), (status = 415, body = Problem, content_type = PROBLEM),
-        (status = 422, body = Problem, content_type = PROBLEM),
+        WriteProblems,
     ),
     security(("bearer" = []))
 )]
@@ -81,8 +77,7 @@ pub async fn create(
     params(("siteId" = Uuid, Path, description = "Site identifier"), super::query::ListParams),
     responses(
         (status = 200, description = "One page of billing credits", body = BillingCreditList),
-        (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM),
-        (status = 403, body = Problem, content_type = PROBLEM),
+        ReadProblems,
     ),
     security(("bearer" = []))
 )]
@@ -102,8 +97,7 @@ pub async fn list(access: SiteAccess<Read>, req: HttpRequest, state: web::Data<A
            ("asOf" = Option<String>, Query, description = "RFC 3339 instant: the credit as it stood then, rebuilt from its events")),
     responses(
         (status = 200, description = "Billing Credit found", body = BillingCredit, headers(("ETag" = String))),
-        (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM),
-        (status = 403, body = Problem, content_type = PROBLEM), (status = 404, body = Problem, content_type = PROBLEM),
+        ReadProblems,
     ),
     security(("bearer" = []))
 )]
@@ -134,10 +128,7 @@ pub async fn get_one(access: SiteAccess<Read>, req: HttpRequest, state: web::Dat
     request_body = BillingCreditPatchBody,
     responses(
         (status = 200, description = "Billing Credit updated successfully", body = BillingCredit),
-        (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM),
-        (status = 403, body = Problem, content_type = PROBLEM), (status = 404, body = Problem, content_type = PROBLEM),
-        (status = 412, body = Problem, content_type = PROBLEM), (status = 415, body = Problem, content_type = PROBLEM),
-        (status = 422, body = Problem, content_type = PROBLEM),
+        WriteProblems,
     ),
     security(("bearer" = []))
 )]
@@ -159,10 +150,7 @@ pub async fn patch(
     request_body = BillingCreditBody,
     responses(
         (status = 200, description = "Billing Credit replaced successfully", body = BillingCredit),
-        (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM),
-        (status = 403, body = Problem, content_type = PROBLEM), (status = 404, body = Problem, content_type = PROBLEM),
-        (status = 412, body = Problem, content_type = PROBLEM), (status = 415, body = Problem, content_type = PROBLEM),
-        (status = 422, body = Problem, content_type = PROBLEM),
+        WriteProblems,
     ),
     security(("bearer" = []))
 )]
@@ -187,9 +175,7 @@ pub async fn replace(
     params(("siteId" = Uuid, Path), ("billingCreditId" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "ETag the credit must still have")),
     responses(
         (status = 204, description = "Billing Credit deleted"),
-        (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM),
-        (status = 403, body = Problem, content_type = PROBLEM), (status = 404, body = Problem, content_type = PROBLEM),
-        (status = 412, body = Problem, content_type = PROBLEM),
+        WriteProblems,
     ),
     security(("bearer" = []))
 )]

@@ -14,7 +14,7 @@ use super::{credit_id, etag_text, if_match};
 use crate::auth::{Audit, SiteAccess, Write};
 use crate::body::JsonBody;
 use crate::dto::*;
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, ReadProblems, WriteProblems};
 use crate::startup::AppState;
 
 /// How far in the future a use's occurredAt may lie (clock skew between services).
@@ -22,7 +22,6 @@ pub const OCCURRED_AT_SKEW_MAX_S: i64 = 300;
 /// The default and largest page of the site feed.
 pub const FEED_LIMIT_DEFAULT: u32 = 100;
 
-const PROBLEM: &str = "application/problem+json";
 
 /// Replies 200 with the credit and the events the operation wrote.
 fn operation_reply() -> Render {
@@ -58,9 +57,10 @@ async fn operate(
            ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key and body get the first response"),
            ("If-Match" = Option<String>, Header)),
     request_body = UseBody,
-    responses((status = 200, body = OperationResult), (status = 400, body = Problem, content_type = PROBLEM),
-              (status = 404, body = Problem, content_type = PROBLEM), (status = 409, body = Problem, content_type = PROBLEM),
-              (status = 412, body = Problem, content_type = PROBLEM), (status = 422, body = Problem, content_type = PROBLEM)),
+    responses(
+        (status = 200, body = OperationResult),
+        WriteProblems,
+    ),
     security(("bearer" = []))
 )]
 pub async fn use_credit(
@@ -86,8 +86,10 @@ pub async fn use_credit(
     summary = "Write part of a credit off",
     params(("siteId" = Uuid, Path), ("billingCreditId" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header), ("If-Match" = Option<String>, Header)),
     request_body = WasteBody,
-    responses((status = 200, body = OperationResult), (status = 400, body = Problem, content_type = PROBLEM),
-              (status = 404, body = Problem, content_type = PROBLEM), (status = 422, body = Problem, content_type = PROBLEM)),
+    responses(
+        (status = 200, body = OperationResult),
+        WriteProblems,
+    ),
     security(("bearer" = []))
 )]
 pub async fn waste(access: SiteAccess<Write>, req: HttpRequest, body: JsonBody<WasteBody>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -100,8 +102,10 @@ pub async fn waste(access: SiteAccess<Write>, req: HttpRequest, body: JsonBody<W
     summary = "Write off all that remains (once; a second time is 409)",
     params(("siteId" = Uuid, Path), ("billingCreditId" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header), ("If-Match" = Option<String>, Header)),
     request_body = ExpireBody,
-    responses((status = 200, body = OperationResult), (status = 404, body = Problem, content_type = PROBLEM),
-              (status = 409, body = Problem, content_type = PROBLEM)),
+    responses(
+        (status = 200, body = OperationResult),
+        WriteProblems,
+    ),
     security(("bearer" = []))
 )]
 pub async fn expire(access: SiteAccess<Write>, req: HttpRequest, body: JsonBody<ExpireBody>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -114,8 +118,10 @@ pub async fn expire(access: SiteAccess<Write>, req: HttpRequest, body: JsonBody<
     summary = "Undo a use or a waste, in full or in part",
     params(("siteId" = Uuid, Path), ("billingCreditId" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header), ("If-Match" = Option<String>, Header)),
     request_body = ReverseBody,
-    responses((status = 200, body = OperationResult), (status = 404, body = Problem, content_type = PROBLEM),
-              (status = 422, body = Problem, content_type = PROBLEM)),
+    responses(
+        (status = 200, body = OperationResult),
+        WriteProblems,
+    ),
     security(("bearer" = []))
 )]
 pub async fn reverse(access: SiteAccess<Write>, req: HttpRequest, body: JsonBody<ReverseBody>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -129,8 +135,10 @@ pub async fn reverse(access: SiteAccess<Write>, req: HttpRequest, body: JsonBody
     summary = "Spend across a member's credits, soonest-ending first, in one atomic append",
     params(("siteId" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
     request_body = ConsumeBody,
-    responses((status = 200, body = ConsumeResult), (status = 400, body = Problem, content_type = PROBLEM),
-              (status = 409, body = Problem, content_type = PROBLEM), (status = 422, body = Problem, content_type = PROBLEM)),
+    responses(
+        (status = 200, body = ConsumeResult),
+        WriteProblems,
+    ),
     security(("bearer" = []))
 )]
 pub async fn consume(access: SiteAccess<Write>, req: HttpRequest, body: JsonBody<ConsumeBody>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -176,8 +184,11 @@ pub async fn consume(access: SiteAccess<Write>, req: HttpRequest, body: JsonBody
     get, path = "/site/{siteId}/ahds/v1/billing-credit/{billingCreditId}/events", tag = "Audit",
     summary = "A credit's history, oldest first (needs billing-credit:audit)",
     params(("siteId" = Uuid, Path), ("billingCreditId" = Uuid, Path),
-           ("page" = Option<u32>, Query, description = "0-based"), ("pageSize" = Option<u32>, Query, description = "1 to 100, default 10")),
-    responses((status = 200, body = EventPage), (status = 404, body = Problem, content_type = PROBLEM)),
+           ("page" = Option<u32>, Query, minimum = 0, maximum = 1000000, description = "0-based"), ("pageSize" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 10")),
+    responses(
+        (status = 200, body = EventPage),
+        ReadProblems,
+    ),
     security(("bearer" = []))
 )]
 pub async fn history(access: SiteAccess<Audit>, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -185,7 +196,7 @@ pub async fn history(access: SiteAccess<Audit>, req: HttpRequest, state: web::Da
     let (mut page, mut page_size) = (0, 10);
     for (key, value) in query_pairs(&req)? {
         match key.as_str() {
-            "page" => page = number(&key, &value, 0, u32::MAX)?,
+            "page" => page = number(&key, &value, 0, ledger_store::PAGE_MAX)?,
             "pageSize" => page_size = number(&key, &value, 1, ledger_store::PAGE_SIZE_MAX)?,
             _ => return Err(ApiError::bad_field(key.clone(), "unknown-parameter", format!("{key} is not a parameter of this endpoint"))),
         }
@@ -204,8 +215,11 @@ pub async fn history(access: SiteAccess<Audit>, req: HttpRequest, state: web::Da
     get, path = "/site/{siteId}/ahds/v1/billing-credit-events", tag = "Audit",
     summary = "Every event of the site in commit order, after an opaque cursor (needs billing-credit:audit)",
     params(("siteId" = Uuid, Path), ("after" = Option<String>, Query, description = "The `next` of the previous slice; the start when absent"),
-           ("limit" = Option<u32>, Query, description = "1 to 1000, default 100")),
-    responses((status = 200, body = FeedSlice), (status = 400, body = Problem, content_type = PROBLEM)),
+           ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "1 to 1000, default 100")),
+    responses(
+        (status = 200, body = FeedSlice),
+        ReadProblems,
+    ),
     security(("bearer" = []))
 )]
 pub async fn site_feed(access: SiteAccess<Audit>, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

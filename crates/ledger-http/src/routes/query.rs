@@ -3,7 +3,7 @@
 
 use actix_web::{web, HttpRequest};
 use ledger_domain::CreditType;
-use ledger_store::{ListQuery, SortField, SortOrder, PAGE_SIZE_MAX};
+use ledger_store::{ListQuery, SortField, SortOrder, PAGE_MAX, PAGE_SIZE_MAX};
 use utoipa::IntoParams;
 use uuid::Uuid;
 
@@ -15,7 +15,7 @@ use crate::problem::ApiError;
 #[allow(dead_code)]
 pub struct ListParams {
     /// Page number (0-based). Default 0.
-    #[param(minimum = 0, example = 0)]
+    #[param(minimum = 0, maximum = 1000000, example = 0)]
     page: Option<u32>,
     /// Number of items per page, 1 to 100. Default 10.
     #[param(minimum = 1, maximum = 100, example = 10)]
@@ -50,7 +50,7 @@ pub fn parse_list_query(req: &HttpRequest) -> Result<ListQuery, ApiError> {
         seen.push(key);
         let filter = &mut query.filter;
         match key.as_str() {
-            "page" => query.page = number(key, value, 0, u32::MAX)?,
+            "page" => query.page = number(key, value, 0, PAGE_MAX)?,
             "pageSize" => query.page_size = number(key, value, 1, PAGE_SIZE_MAX)?,
             "sortBy" => {
                 query.sort_by = SortField::parse(value).ok_or_else(|| {
