@@ -48,7 +48,9 @@ pub const PROJECTION_BATCH_MAX: usize = 500;
 /// stand (in the order asked, None where absent), the events to append to each.
 /// It may refuse with a business rule ([`StoreError::Domain`]) or a stale version
 /// ([`StoreError::VersionConflict`], for If-Match).
-pub type Decider = Box<dyn FnOnce(&[Option<Credit>]) -> Result<Vec<(Uuid, Vec<Event>)>, StoreError> + Send>;
+/// A pure function of the credits: group commit may run it again if its batch has to
+/// be retried command by command.
+pub type Decider = Box<dyn Fn(&[Option<Credit>]) -> Result<Vec<(Uuid, Vec<Event>)>, StoreError> + Send + Sync>;
 
 /// An event's place in stream order: (site, credit, version).
 pub type StreamPosition = (Uuid, Uuid, u64);
@@ -209,7 +211,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Arc<dyn EventSto
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let store = postgres::PgStore::connect(url, max_connections).await?;
         store.migrate().await?;
-        Ok(Arc::new(store))
+        Ok(Arc::new(store.with_group_commit()))
     } else if url.starts_with("sqlite:") {
         let store = sqlite::SqliteStore::connect(url, max_connections).await?;
         store.migrate().await?;

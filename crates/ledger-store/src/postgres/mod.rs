@@ -1,5 +1,7 @@
 //! The production store on PostgreSQL.
 
+mod group;
+
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -24,6 +26,8 @@ const EVENT_COLUMNS: &str = "position, txid::text AS txid, event_id, site_id, bi
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Set once started: `execute` then goes through group commit.
+    group: Option<std::sync::Arc<group::GroupCommit>>,
 }
 
 impl PgStore {
@@ -34,7 +38,24 @@ impl PgStore {
             .connect(url)
             .await
             .map_err(StoreError::from_sqlx)?;
-        Ok(Self { pool })
+        Ok(Self { pool, group: None })
+    }
+
+    /// Routes `execute` through group commit (see [`group`]): concurrent commands share
+    /// transactions. Needs a Tokio runtime, where the group writers run.
+    pub fn with_group_commit(mut self) -> Self {
+        self.group = Some(std::sync::Arc::new(group::GroupCommit::start(self.clone())));
+        self
+    }
+
+    /// One command in its own transaction.
+    async fn execute_alone(&self, execution: Execution) -> Result<Committed, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+        let committed = self.execute_in(&mut tx, execution).await?;
+        if !committed.replayed {
+            tx.commit().await.map_err(StoreError::from_sqlx)?;
+        }
+        Ok(committed)
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
@@ -87,37 +108,7 @@ impl PgStore {
         if events.is_empty() {
             return Ok(vec![]);
         }
-        let mut qb = QueryBuilder::<Postgres>::new(
-            "INSERT INTO events (event_id, site_id, billing_credit_id, version, event_type, schema_version, \
-             payload, actor, command_id, correlation_id, causation_id, occurred_at, recorded_at, hash) ",
-        );
-        qb.push_values(&events, |mut b, e| {
-            let r = &e.record;
-            b.push_bind(r.event_id)
-                .push_bind(r.site_id)
-                .push_bind(r.billing_credit_id)
-                .push_bind(r.version as i64)
-                .push_bind(r.event.event_type())
-                .push_bind(r.schema_version as i16)
-                .push_bind(&e.payload)
-                .push_unseparated("::json")
-                .push_bind(&r.actor)
-                .push_bind(r.command_id)
-                .push_bind(r.correlation_id)
-                .push_bind(r.causation_id)
-                .push_bind(r.occurred_at)
-                .push_bind(r.recorded_at)
-                .push_bind(&r.hash[..]);
-        });
-        qb.push(" RETURNING event_id, position, txid::text AS txid");
-        let rows = qb.build().fetch_all(&mut **tx).await.map_err(map_write_error)?;
-        let mut recorded: Vec<RecordedEvent> = events.into_iter().map(|e| e.record).collect();
-        for row in rows {
-            let event_id: Uuid = row.get("event_id");
-            let event = recorded.iter_mut().find(|r| r.event_id == event_id).expect("returned ids were inserted");
-            event.position = row.get("position");
-            event.cursor = FeedCursor { txid: parse_txid(&row)?, position: event.position };
-        }
+        let recorded = group::insert_events(tx, events).await?;
         upsert_projections(tx, credits, false).await?;
         Ok(recorded)
     }
@@ -234,12 +225,10 @@ impl EventStore for PgStore {
     }
 
     async fn execute(&self, execution: Execution) -> Result<Committed, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
-        let committed = self.execute_in(&mut tx, execution).await?;
-        if !committed.replayed {
-            tx.commit().await.map_err(StoreError::from_sqlx)?;
+        match &self.group {
+            Some(group) => group.execute(execution).await,
+            None => self.execute_alone(execution).await,
         }
-        Ok(committed)
     }
 
     async fn execute_idempotent(
