@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use ledger_domain::{evolve, Credit, EventPosition};
+use ledger_domain::{evolve, Credit};
 use uuid::Uuid;
 
 use crate::chain::{self, Canonical, GENESIS};
@@ -74,19 +74,12 @@ impl StreamFold {
                 e.event_id, e.billing_credit_id, e.version
             ))
         });
-        let at = EventPosition {
-            site_id: e.site_id,
-            billing_credit_id: e.billing_credit_id,
-            event_id: e.event_id,
-            version: e.version,
-            recorded_at: e.recorded_at,
-        };
         // A stream that does not start with CreditIssued cannot be folded: report it.
         let starts_right = self.credit.is_some() == !matches!(e.event, ledger_domain::Event::CreditIssued(_));
         if !starts_right {
             return Some(Flaw::Broken(format!("event {} ({}) cannot be version {}", e.event_id, e.event.event_type(), e.version)));
         }
-        self.credit = Some(evolve(self.credit.take(), &e.event, &at));
+        self.credit = Some(evolve(self.credit.take(), &e.event, &e.position_in_stream()));
         self.last_hash = e.hash;
         problem
     }

@@ -2,23 +2,14 @@
 //! stood at any past instant.
 
 use chrono::{DateTime, Utc};
-use ledger_domain::{evolve, Credit, EventPosition};
+use ledger_domain::{evolve, Credit};
 use uuid::Uuid;
 
 use crate::{EventStore, RecordedEvent, StoreError, READ_LIMIT_MAX};
 
 /// Folds recorded events (one stream, in version order) into the credit they make.
 pub fn fold<'a>(events: impl IntoIterator<Item = &'a RecordedEvent>) -> Option<Credit> {
-    events.into_iter().fold(None, |state, e| {
-        let at = EventPosition {
-            site_id: e.site_id,
-            billing_credit_id: e.billing_credit_id,
-            event_id: e.event_id,
-            version: e.version,
-            recorded_at: e.recorded_at,
-        };
-        Some(evolve(state, &e.event, &at))
-    })
+    events.into_iter().fold(None, |state, e| Some(evolve(state, &e.event, &e.position_in_stream())))
 }
 
 /// Every event of one stream, oldest first, read in bounded pages.

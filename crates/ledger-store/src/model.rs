@@ -60,6 +60,19 @@ pub struct RecordedEvent {
     pub cursor: FeedCursor,
 }
 
+impl RecordedEvent {
+    /// Where the event sits in its stream, as `evolve` needs it.
+    pub fn position_in_stream(&self) -> ledger_domain::EventPosition {
+        ledger_domain::EventPosition {
+            site_id: self.site_id,
+            billing_credit_id: self.billing_credit_id,
+            event_id: self.event_id,
+            version: self.version,
+            recorded_at: self.recorded_at,
+        }
+    }
+}
+
 /// The result of a committed append: the events written and the credits as they now stand.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Committed {

@@ -68,16 +68,7 @@ pub fn use_(amount: &str) -> Command {
 /// Every event of a stream, folded as `evolve` folds them.
 pub async fn fold_stream(store: &Arc<dyn EventStore>, site: Uuid, id: Uuid) -> Option<Credit> {
     let events = store.read_stream(site, id, 0, READ_LIMIT_MAX).await.unwrap();
-    events.iter().fold(None, |state, e| {
-        let at = EventPosition {
-            site_id: e.site_id,
-            billing_credit_id: e.billing_credit_id,
-            event_id: e.event_id,
-            version: e.version,
-            recorded_at: e.recorded_at,
-        };
-        Some(evolve(state, &e.event, &at))
-    })
+    ledger_store::history::fold(&events)
 }
 
 /// Reads the feed one event at a time until `expected` events arrived, then checks that
