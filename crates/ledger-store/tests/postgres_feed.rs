@@ -107,3 +107,57 @@ async fn a_reader_sees_every_event_once_while_writers_commit_out_of_order() {
     assert!(written.iter().all(|id| seen.get(id) == Some(&1)), "each exactly once");
     assert!(store.feed(Some(site), cursor, 100).await.unwrap().events.is_empty());
 }
+
+/// Commands that lock several credits at once (consumes, grouped commits) must still
+/// publish each credit's versions in order: the feed reads in txid order, so a credit's
+/// next version may never commit under an older transaction id than its previous one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_credits_versions_come_in_order_under_multi_credit_writers() {
+    let db = TestDatabase::postgres().await;
+    let store = db.store().await;
+    let site = Uuid::new_v4();
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(issue(&store, site, draft("100000")).await);
+    }
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let (store, ids) = (store.clone(), ids.clone());
+            tokio::spawn(async move {
+                for i in 0..30 {
+                    let pair = vec![ids[(w + i) % 4], ids[(w + 2 * i + 1) % 4]];
+                    let (a, b) = (pair[0], pair[1]);
+                    let now = meta().occurred_at;
+                    store
+                        .execute(Execution {
+                            site_id: site,
+                            billing_credit_ids: if a == b { vec![a] } else { pair },
+                            meta: meta(),
+                            decide: Box::new(move |states| {
+                                let mut out = vec![(a, decide(states[0].as_ref(), &use_("1"), now)?)];
+                                if a != b {
+                                    out.push((b, decide(states[1].as_ref(), &use_("1"), now)?));
+                                }
+                                Ok(out)
+                            }),
+                        })
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let mut expected = 0;
+    for id in &ids {
+        expected += store.load(site, *id).await.unwrap().unwrap().version as usize;
+    }
+    let feed = drain_feed(&store, Some(site), expected).await;
+    let mut last: HashMap<Uuid, u64> = HashMap::new();
+    for e in &feed {
+        let previous = last.insert(e.billing_credit_id, e.version).unwrap_or(0);
+        assert_eq!(e.version, previous + 1, "credit {} version {} after {previous}", e.billing_credit_id, e.version);
+    }
+}

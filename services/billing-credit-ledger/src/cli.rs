@@ -89,6 +89,12 @@ pub struct ServeArgs {
     /// On SIGTERM/SIGINT, in-flight requests get this long to finish.
     #[arg(long, env = "SHUTDOWN_DEADLINE_S", default_value_t = 30, global = true)]
     pub shutdown_deadline_s: u64,
+    /// NATS URL for the JetStream command intake and event publication; unset: REST only.
+    #[arg(long, env = "NATS_URL", global = true)]
+    pub nats_url: Option<String>,
+    /// Subject prefix of the command, event and rejection subjects.
+    #[arg(long, env = "NATS_SUBJECT_PREFIX", default_value = "ahds.billing-credit", global = true)]
+    pub nats_subject_prefix: String,
     /// How often the expiry sweep writes CreditExpired for credits past their endDate; 0 disables it.
     #[arg(long, env = "EXPIRY_SWEEP_INTERVAL_S", default_value_t = 60, global = true)]
     pub expiry_sweep_interval_s: u64,

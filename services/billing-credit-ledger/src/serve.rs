@@ -46,6 +46,16 @@ pub async fn run(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
         workers: args.http_workers,
         shutdown_deadline: Duration::from_secs(args.shutdown_deadline_s),
     };
+    let nats = match &args.nats_url {
+        Some(url) => {
+            let mut nats_settings = ledger_nats::NatsSettings::new(url.as_str());
+            nats_settings.subject_prefix = args.nats_subject_prefix.clone();
+            let handle = ledger_nats::start(nats_settings, store.clone()).await.context("starting the NATS intake and publisher")?;
+            tracing::info!(url = %url, "NATS intake and publication running");
+            Some(handle)
+        }
+        None => None,
+    };
     let sweep = crate::sweep::spawn(store.clone(), Duration::from_secs(args.expiry_sweep_interval_s));
     let server = ledger_http::serve(listener, AppState { store, auth }, &settings)?;
     tracing::info!(addr = %args.listen_addr, store = %redact(&common.database_url), "serving the billing-credit API");
@@ -55,6 +65,13 @@ pub async fn run(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
     server.await.context("server failed")?;
     if let Some(sweep) = sweep {
         sweep.abort();
+    }
+    if let Some(nats) = nats {
+        // Finish the commands in flight and store the publisher's checkpoint, within the deadline.
+        match tokio::time::timeout(settings.shutdown_deadline, nats.shutdown()).await {
+            Ok(result) => result.context("stopping NATS")?,
+            Err(_) => tracing::warn!("NATS did not stop within the shutdown deadline"),
+        }
     }
     tracing::info!("stopped");
     Ok(())

@@ -74,11 +74,25 @@ impl PgStore {
         keys: &[(Uuid, Uuid)],
     ) -> Result<Vec<LoadedStream>, StoreError> {
         let (sites, ids): (Vec<Uuid>, Vec<Uuid>) = keys.iter().copied().unzip();
-        // Locks in one fixed order, so two commands over the same credits cannot deadlock.
+        // Advisory locks, not FOR UPDATE: a row lock gives the transaction its id at once,
+        // and a transaction that then waits for another credit would commit that credit's
+        // next version under an older id than its previous one, out of order in the feed
+        // (which reads in txid order). Advisory locks assign no id: it comes with the
+        // first insert, after every lock is held. Taken in one fixed order, so two
+        // commands over the same credits cannot deadlock.
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(hashtextextended(k.s::text || '/' || k.c::text, 0)) \
+             FROM (SELECT DISTINCT s, c FROM unnest($1::uuid[], $2::uuid[]) AS t(s, c) ORDER BY s, c) k",
+        )
+        .bind(&sites)
+        .bind(&ids)
+        .execute(&mut **tx)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        // A new statement, so a new snapshot: it sees what the lock holders committed.
         let rows = sqlx::query(
             "SELECT site_id, billing_credit_id, state::text AS state, last_hash FROM billing_credits \
-             WHERE (site_id, billing_credit_id) IN (SELECT * FROM unnest($1::uuid[], $2::uuid[])) \
-             ORDER BY site_id, billing_credit_id FOR UPDATE",
+             WHERE (site_id, billing_credit_id) IN (SELECT * FROM unnest($1::uuid[], $2::uuid[]))",
         )
         .bind(&sites)
         .bind(&ids)

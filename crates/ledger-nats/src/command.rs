@@ -1,0 +1,566 @@
+//! The command message: what the wellness-plan engine publishes on
+//! `{prefix}.commands.{siteId}`, and how it becomes a domain command.
+//!
+//! A message is one JSON object. Every command has the common fields
+//!
+//! | field | | |
+//! |---|---|---|
+//! | `commandId` | uuid, required | the idempotency key: a command is applied once, however often it is delivered |
+//! | `type` | required | `issue`, `use`, `waste`, `expire`, `reverse`, `consume`, `adjust`, `activate`, `deactivate`, `delete` |
+//! | `billingCreditId` | uuid | required, except for `consume` (where it is refused) |
+//! | `actor` | string | who asked; default the service's configured actor |
+//! | `occurredAt` | date or RFC 3339 | business time the command is judged at; default the time JetStream stored the message; at most 5 minutes ahead |
+//! | `correlationId`, `causationId` | uuid | carried onto the events |
+//!
+//! and the fields of its type (the same names and rules as the REST bodies):
+//!
+//! - `issue`: the REST create body (creditType, startDate, totalAmount, …).
+//! - `use`: amount, reference, note?
+//! - `waste`: amount, reason
+//! - `expire`: reason?
+//! - `reverse`: eventId, amount?, reason?
+//! - `adjust`: delta, reason?
+//! - `activate`, `deactivate`, `delete`: reason?
+//! - `consume`: wellnessPlanMembershipId, amount, creditType, currency | measurementUnit,
+//!   creditCategory?, wellnessPlanBenefitId?, reference, allowPartial?
+//!
+//! Unknown fields are refused, amounts are exact JSON numbers. The JSON Schema is
+//! `docs/nats-commands.schema.json`.
+
+use chrono::{DateTime, Duration, Utc};
+use ledger_domain::event::StatusChange;
+use ledger_domain::{Coding, Command, ConsumeRequest, CreditDetails, CreditDraft, CreditType, JsonObject};
+use rust_decimal::Decimal;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::wire;
+
+/// The largest command message accepted, in bytes (the REST body limit).
+pub const COMMAND_BYTES_MAX: usize = 64 * 1024;
+/// How far ahead of the ledger's clock an occurredAt may be (clock skew between services).
+pub const OCCURRED_AT_SKEW_MAX_S: i64 = 300;
+/// The longest actor name accepted.
+pub const ACTOR_CHARS_MAX: usize = 255;
+
+/// Every command type, as the `type` field names it.
+pub const COMMAND_TYPES: [&str; 10] =
+    ["issue", "use", "waste", "expire", "reverse", "consume", "adjust", "activate", "deactivate", "delete"];
+
+/// Why a message was refused: the rule it broke, the field at fault, in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub rule: String,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(rule: impl Into<String>, field: Option<&str>, message: impl Into<String>) -> Self {
+        Refusal { rule: rule.into(), field: field.map(str::to_string), message: message.into() }
+    }
+}
+
+impl From<&ledger_domain::DomainError> for Refusal {
+    fn from(e: &ledger_domain::DomainError) -> Self {
+        Refusal::new(e.rule(), e.field(), e.to_string())
+    }
+}
+
+/// What a command does once parsed.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // one per message in flight: not worth a box
+pub enum Action {
+    /// One command on one credit.
+    OnCredit { billing_credit_id: Uuid, command: Command },
+    /// Spend across a member's credits.
+    Consume(ConsumeRequest),
+}
+
+/// A valid command message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedCommand {
+    pub command_id: Uuid,
+    pub site_id: Uuid,
+    pub command_type: &'static str,
+    pub action: Action,
+    pub actor: Option<String>,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub correlation_id: Option<Uuid>,
+    pub causation_id: Option<Uuid>,
+}
+
+impl ParsedCommand {
+    /// Commands on one credit share this key: the intake runs them in delivery order.
+    /// None for a consume, which may touch several credits.
+    pub fn credit_key(&self) -> Option<(Uuid, Uuid)> {
+        match &self.action {
+            Action::OnCredit { billing_credit_id, .. } => Some((self.site_id, *billing_credit_id)),
+            Action::Consume(_) => None,
+        }
+    }
+}
+
+/// What could be read of a message, even a refused one, to say which command a
+/// rejection answers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Identity {
+    pub command_id: Option<Uuid>,
+    pub site_id: Option<Uuid>,
+    pub command_type: Option<String>,
+    pub billing_credit_id: Option<Uuid>,
+}
+
+/// Reads a command message received on `subject` (`{prefix}.commands.{siteId}`).
+/// `now` judges occurredAt's skew.
+pub fn parse(prefix: &str, subject: &str, payload: &[u8], now: DateTime<Utc>) -> (Identity, Result<ParsedCommand, Refusal>) {
+    let mut identity = Identity::default();
+    let result = parse_into(&mut identity, prefix, subject, payload, now);
+    (identity, result)
+}
+
+fn parse_into(
+    identity: &mut Identity,
+    prefix: &str,
+    subject: &str,
+    payload: &[u8],
+    now: DateTime<Utc>,
+) -> Result<ParsedCommand, Refusal> {
+    let site_token = site_token(prefix, subject);
+    identity.site_id = Uuid::parse_str(site_token).ok();
+    if payload.len() > COMMAND_BYTES_MAX {
+        return Err(Refusal::new("too-large", Some("body"), format!("a command is at most {COMMAND_BYTES_MAX} bytes")));
+    }
+    let value: serde_json::Value = serde_json::from_slice(payload)
+        .map_err(|e| Refusal::new("malformed-json", Some("body"), strip_position(&e.to_string())))?;
+    let serde_json::Value::Object(mut fields) = value else {
+        return Err(Refusal::new("invalid-type", Some("body"), "a command is a JSON object"));
+    };
+    // Lenient first look, so that even a refusal names its command.
+    let uuid_of = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).and_then(|s| Uuid::parse_str(s).ok());
+    identity.command_id = uuid_of(fields.get("commandId"));
+    identity.billing_credit_id = uuid_of(fields.get("billingCreditId"));
+    identity.command_type = fields.get("type").and_then(|t| t.as_str()).map(str::to_string);
+
+    let site_id = identity.site_id.ok_or_else(|| {
+        Refusal::new("invalid-site-id", Some("subject"), format!("{site_token:?} (the subject's last token) is not a site UUID"))
+    })?;
+    let mut common = serde_json::Map::new();
+    for key in Common::FIELDS {
+        if let Some(v) = fields.remove(*key) {
+            common.insert((*key).to_string(), v);
+        }
+    }
+    let common: Common = from_value(common)?;
+    let command_type = COMMAND_TYPES.into_iter().find(|t| *t == common.command_type).ok_or_else(|| {
+        Refusal::new(
+            "unknown-command-type",
+            Some("type"),
+            format!("{:?} is not a command type; one of {}", common.command_type, COMMAND_TYPES.join(", ")),
+        )
+    })?;
+    if let Some(actor) = &common.actor {
+        if actor.trim().is_empty() || actor.chars().count() > ACTOR_CHARS_MAX {
+            return Err(Refusal::new("invalid-value", Some("actor"), format!("actor must be 1 to {ACTOR_CHARS_MAX} characters")));
+        }
+    }
+    if let Some(at) = common.occurred_at {
+        if at > now + Duration::seconds(OCCURRED_AT_SKEW_MAX_S) {
+            return Err(Refusal::new(
+                "occurred-at-in-future",
+                Some("occurredAt"),
+                format!("occurredAt {at} is more than {OCCURRED_AT_SKEW_MAX_S} s ahead of the ledger's clock"),
+            ));
+        }
+    }
+    let rest = serde_json::Value::Object(fields);
+    let action = if command_type == "consume" {
+        if common.billing_credit_id.is_some() {
+            return Err(Refusal::new(
+                "unknown-field",
+                Some("billingCreditId"),
+                "a consume names the membership (wellnessPlanMembershipId), not a credit",
+            ));
+        }
+        Action::Consume(from_value::<ConsumeBody>(rest)?.into_request()?)
+    } else {
+        let billing_credit_id = common
+            .billing_credit_id
+            .ok_or_else(|| Refusal::new("required", Some("billingCreditId"), "missing field `billingCreditId`"))?;
+        let command = match command_type {
+            "issue" => Command::Issue(from_value::<IssueBody>(rest)?.into_draft()),
+            "use" => {
+                let b: UseBody = from_value(rest)?;
+                Command::Use { amount: b.amount, reference: Some(b.reference), note: b.note }
+            }
+            "waste" => {
+                let b: WasteBody = from_value(rest)?;
+                Command::Waste { amount: b.amount, reason: Some(b.reason) }
+            }
+            "expire" => Command::Expire { reason: from_value::<ReasonBody>(rest)?.reason },
+            "reverse" => {
+                let b: ReverseBody = from_value(rest)?;
+                Command::Reverse { event_id: b.event_id, amount: b.amount, reason: b.reason }
+            }
+            "adjust" => {
+                let b: AdjustBody = from_value(rest)?;
+                Command::AdjustTotal { delta: b.delta, reason: b.reason }
+            }
+            "activate" => Command::Activate(StatusChange { reason: from_value::<ReasonBody>(rest)?.reason }),
+            "deactivate" => Command::Deactivate(StatusChange { reason: from_value::<ReasonBody>(rest)?.reason }),
+            "delete" => Command::Delete(StatusChange { reason: from_value::<ReasonBody>(rest)?.reason }),
+            other => unreachable!("{other} is in COMMAND_TYPES"),
+        };
+        Action::OnCredit { billing_credit_id, command }
+    };
+    Ok(ParsedCommand {
+        command_id: common.command_id,
+        site_id,
+        command_type,
+        action,
+        actor: common.actor,
+        occurred_at: common.occurred_at,
+        correlation_id: common.correlation_id,
+        causation_id: common.causation_id,
+    })
+}
+
+/// The subject's part after `{prefix}.commands.`: the site id, when well-formed.
+pub fn site_token<'a>(prefix: &str, subject: &'a str) -> &'a str {
+    subject
+        .strip_prefix(prefix)
+        .and_then(|s| s.strip_prefix(".commands."))
+        .unwrap_or_else(|| subject.rsplit('.').next().unwrap_or(subject))
+}
+
+/// The fields every command has.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Common {
+    command_id: Uuid,
+    #[serde(rename = "type")]
+    command_type: String,
+    billing_credit_id: Option<Uuid>,
+    actor: Option<String>,
+    #[serde(default, deserialize_with = "wire::optional_date")]
+    occurred_at: Option<DateTime<Utc>>,
+    correlation_id: Option<Uuid>,
+    causation_id: Option<Uuid>,
+}
+
+impl Common {
+    const FIELDS: &'static [&'static str] =
+        &["commandId", "type", "billingCreditId", "actor", "occurredAt", "correlationId", "causationId"];
+}
+
+/// Deserializes with serde_path_to_error, turning serde's message into a refusal that
+/// names the field (as the REST API's 400s do).
+fn from_value<T: DeserializeOwned>(value: impl Into<serde_json::Value>) -> Result<T, Refusal> {
+    // Through bytes: numbers keep their exact text (arbitrary_precision) on this path.
+    let bytes = serde_json::to_vec(&value.into()).expect("a JSON value serializes");
+    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| field_refusal(&e))
+}
+
+fn strip_position(message: &str) -> String {
+    message.split(" at line ").next().unwrap_or(message).to_string()
+}
+
+fn field_refusal(e: &serde_path_to_error::Error<serde_json::Error>) -> Refusal {
+    let message = strip_position(&e.inner().to_string());
+    let mut field = e.path().to_string();
+    if field == "." {
+        field = String::new();
+    }
+    let quoted = |prefix: &str| message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()).map(str::to_string);
+    let rule = if let Some(missing) = quoted("missing field `") {
+        field = join(&field, &missing);
+        "required"
+    } else if let Some(unknown) = quoted("unknown field `") {
+        if field.rsplit('.').next() != Some(unknown.as_str()) {
+            field = join(&field, &unknown);
+        }
+        "unknown-field"
+    } else if message.starts_with("invalid type") {
+        "invalid-type"
+    } else {
+        "invalid-value"
+    };
+    if field.is_empty() {
+        field = "body".into();
+    }
+    Refusal { rule: rule.into(), field: Some(field), message }
+}
+
+fn join(path: &str, field: &str) -> String {
+    if path.is_empty() {
+        field.to_string()
+    } else {
+        format!("{path}.{field}")
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodingBody {
+    code: Option<String>,
+    system: Option<String>,
+    display: Option<String>,
+}
+
+impl From<CodingBody> for Coding {
+    fn from(c: CodingBody) -> Self {
+        Coding { code: c.code, system: c.system, display: c.display }
+    }
+}
+
+/// `issue`: the REST create body (billingCreditId is a common field here).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct IssueBody {
+    applied_to: Option<JsonObject>,
+    available_to: Option<JsonObject>,
+    credit_type: CreditType,
+    #[serde(default, deserialize_with = "wire::optional_date")]
+    end_date: Option<DateTime<Utc>>,
+    expiry: Option<JsonObject>,
+    extensions: Option<JsonObject>,
+    is_active: Option<bool>,
+    #[serde(default, deserialize_with = "wire::optional_amount")]
+    remaining_amount: Option<Decimal>,
+    #[serde(deserialize_with = "wire::date")]
+    start_date: DateTime<Utc>,
+    #[serde(deserialize_with = "wire::amount")]
+    total_amount: Decimal,
+    #[serde(default, deserialize_with = "wire::optional_amount")]
+    used_amount: Option<Decimal>,
+    #[serde(default, deserialize_with = "wire::optional_amount")]
+    wasted_amount: Option<Decimal>,
+    wellness_plan_benefit_id: Option<Uuid>,
+    wellness_plan_id: Option<Uuid>,
+    wellness_plan_membership_cycle_id: Option<Uuid>,
+    wellness_plan_membership_id: Option<Uuid>,
+    wellness_plan_membership_status_period_id: Option<Uuid>,
+    amount_type: Option<CodingBody>,
+    credit_category: Option<CodingBody>,
+    currency: Option<CodingBody>,
+    measurement_unit: Option<CodingBody>,
+}
+
+impl IssueBody {
+    fn into_draft(self) -> CreditDraft {
+        CreditDraft {
+            details: CreditDetails {
+                credit_type: self.credit_type,
+                start_date: self.start_date,
+                end_date: self.end_date,
+                wellness_plan_id: self.wellness_plan_id,
+                wellness_plan_benefit_id: self.wellness_plan_benefit_id,
+                wellness_plan_membership_id: self.wellness_plan_membership_id,
+                wellness_plan_membership_cycle_id: self.wellness_plan_membership_cycle_id,
+                wellness_plan_membership_status_period_id: self.wellness_plan_membership_status_period_id,
+                amount_type: self.amount_type.map(Into::into),
+                credit_category: self.credit_category.map(Into::into),
+                currency: self.currency.map(Into::into),
+                measurement_unit: self.measurement_unit.map(Into::into),
+                applied_to: self.applied_to,
+                available_to: self.available_to,
+                expiry: self.expiry,
+                extensions: self.extensions,
+            },
+            is_active: self.is_active.unwrap_or(true),
+            total_amount: self.total_amount,
+            used_amount: self.used_amount.unwrap_or_default(),
+            wasted_amount: self.wasted_amount.unwrap_or_default(),
+            remaining_amount: self.remaining_amount,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct UseBody {
+    #[serde(deserialize_with = "wire::amount")]
+    amount: Decimal,
+    reference: String,
+    note: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct WasteBody {
+    #[serde(deserialize_with = "wire::amount")]
+    amount: Decimal,
+    reason: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ReasonBody {
+    reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ReverseBody {
+    event_id: Uuid,
+    #[serde(default, deserialize_with = "wire::optional_amount")]
+    amount: Option<Decimal>,
+    reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AdjustBody {
+    #[serde(deserialize_with = "wire::amount")]
+    delta: Decimal,
+    reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ConsumeBody {
+    wellness_plan_membership_id: Uuid,
+    #[serde(deserialize_with = "wire::amount")]
+    amount: Decimal,
+    credit_type: CreditType,
+    currency: Option<String>,
+    measurement_unit: Option<String>,
+    credit_category: Option<String>,
+    wellness_plan_benefit_id: Option<Uuid>,
+    reference: String,
+    allow_partial: Option<bool>,
+}
+
+impl ConsumeBody {
+    fn into_request(self) -> Result<ConsumeRequest, Refusal> {
+        let unit_code = match (self.credit_type, self.currency, self.measurement_unit) {
+            (CreditType::Monetary, Some(code), None) | (CreditType::Quantity, None, Some(code)) => code,
+            (CreditType::Monetary, ..) => {
+                return Err(Refusal::new("required", Some("currency"), "a monetary consume names its currency (and no measurementUnit)"))
+            }
+            (CreditType::Quantity, ..) => {
+                return Err(Refusal::new(
+                    "required",
+                    Some("measurementUnit"),
+                    "a quantity consume names its measurementUnit (and no currency)",
+                ))
+            }
+        };
+        Ok(ConsumeRequest {
+            wellness_plan_membership_id: self.wellness_plan_membership_id,
+            amount: self.amount,
+            credit_type: self.credit_type,
+            unit_code,
+            credit_category_code: self.credit_category,
+            wellness_plan_benefit_id: self.wellness_plan_benefit_id,
+            reference: Some(self.reference),
+            allow_partial: self.allow_partial.unwrap_or(false),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SITE: &str = "11111111-1111-1111-1111-111111111111";
+    const CMD: &str = "22222222-2222-2222-2222-222222222222";
+    const CREDIT: &str = "33333333-3333-3333-3333-333333333333";
+
+    fn run(body: &str) -> (Identity, Result<ParsedCommand, Refusal>) {
+        parse("ahds.billing-credit", &format!("ahds.billing-credit.commands.{SITE}"), body.as_bytes(), Utc::now())
+    }
+
+    #[test]
+    fn a_use_becomes_a_use_with_an_exact_amount() {
+        let body = format!(r#"{{"commandId":"{CMD}","type":"use","billingCreditId":"{CREDIT}","amount":0.10,"reference":"visit-1"}}"#);
+        let parsed = run(&body).1.unwrap();
+        assert_eq!(parsed.command_id.to_string(), CMD);
+        assert_eq!(parsed.site_id.to_string(), SITE);
+        match parsed.action {
+            Action::OnCredit { command: Command::Use { amount, reference, .. }, .. } => {
+                assert_eq!(amount.to_string(), "0.10");
+                assert_eq!(reference.as_deref(), Some("visit-1"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_issue_takes_the_create_body() {
+        let body = format!(
+            r#"{{"commandId":"{CMD}","type":"issue","billingCreditId":"{CREDIT}","creditType":"monetary","startDate":"2025-01-01",
+                "totalAmount":120,"currency":{{"code":"USD"}},"occurredAt":"2025-01-02T00:00:00Z"}}"#
+        );
+        let parsed = run(&body).1.unwrap();
+        let Action::OnCredit { command: Command::Issue(draft), .. } = parsed.action else { panic!() };
+        assert_eq!(draft.total_amount, Decimal::from(120));
+        assert_eq!(draft.details.currency_code(), Some("USD"));
+        assert!(draft.is_active);
+        assert_eq!(parsed.occurred_at.unwrap().to_rfc3339(), "2025-01-02T00:00:00+00:00");
+    }
+
+    #[test]
+    fn refusals_name_the_rule_and_field_and_keep_the_identity() {
+        let cases = [
+            ("{not json".to_string(), "malformed-json", "body"),
+            (format!(r#"{{"commandId":"{CMD}","type":"spend","billingCreditId":"{CREDIT}"}}"#), "unknown-command-type", "type"),
+            (format!(r#"{{"commandId":"{CMD}","type":"use","billingCreditId":"{CREDIT}","amount":"1","reference":"r"}}"#), "invalid-type", "amount"),
+            (format!(r#"{{"commandId":"{CMD}","type":"use","billingCreditId":"{CREDIT}","reference":"r"}}"#), "required", "amount"),
+            (format!(r#"{{"commandId":"{CMD}","type":"use","billingCreditId":"{CREDIT}","amount":1,"reference":"r","amout":2}}"#), "unknown-field", "amout"),
+            (format!(r#"{{"commandId":"{CMD}","type":"use","amount":1,"reference":"r"}}"#), "required", "billingCreditId"),
+            (format!(r#"{{"type":"use","billingCreditId":"{CREDIT}","amount":1,"reference":"r"}}"#), "required", "commandId"),
+            (format!(r#"{{"commandId":"{CMD}","type":"consume","billingCreditId":"{CREDIT}"}}"#), "unknown-field", "billingCreditId"),
+            (format!(r#"{{"commandId":"{CMD}","type":"expire","billingCreditId":"{CREDIT}","occurredAt":"2999-01-01"}}"#), "occurred-at-in-future", "occurredAt"),
+            (format!(r#"{{"commandId":"{CMD}","type":"issue","billingCreditId":"{CREDIT}","creditType":"quantity","startDate":"2025-13-01","totalAmount":1}}"#), "invalid-value", "startDate"),
+        ];
+        for (body, rule, field) in cases {
+            let (identity, result) = run(&body);
+            let refusal = result.expect_err(&body);
+            assert_eq!((refusal.rule.as_str(), refusal.field.as_deref()), (rule, Some(field)), "{body}: {refusal:?}");
+            assert_eq!(identity.site_id.unwrap().to_string(), SITE);
+            if body.contains(CMD) {
+                assert_eq!(identity.command_id.unwrap().to_string(), CMD, "{body}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_json_schema_examples_parse_and_cover_every_command_type() {
+        let schema: serde_json::Value = serde_json::from_str(include_str!("../../../docs/nats-commands.schema.json")).unwrap();
+        assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
+        let mut seen = std::collections::BTreeSet::new();
+        for example in schema["examples"].as_array().unwrap() {
+            let body = example.to_string();
+            let parsed = run(&body).1.unwrap_or_else(|r| panic!("{body}: {r:?}"));
+            assert_eq!(parsed.command_type, example["type"]);
+            seen.insert(parsed.command_type);
+            assert!(schema["$defs"][parsed.command_type].is_object(), "a schema for {}", parsed.command_type);
+            let mut extra = example.clone();
+            extra["unexpected"] = serde_json::json!(1);
+            assert_eq!(run(&extra.to_string()).1.unwrap_err().rule, "unknown-field");
+        }
+        assert_eq!(seen, COMMAND_TYPES.into_iter().collect());
+        assert_eq!(schema["oneOf"].as_array().unwrap().len(), COMMAND_TYPES.len());
+    }
+
+    #[test]
+    fn the_site_comes_from_the_subject() {
+        let (identity, result) = parse("p", "p.commands.not-a-uuid", br#"{}"#, Utc::now());
+        assert_eq!(result.unwrap_err().rule, "invalid-site-id");
+        assert_eq!(identity.site_id, None);
+    }
+
+    #[test]
+    fn a_consume_needs_the_unit_of_its_type() {
+        let body = format!(
+            r#"{{"commandId":"{CMD}","type":"consume","wellnessPlanMembershipId":"{CREDIT}","amount":2,"creditType":"quantity","measurementUnit":"visit","reference":"inv-1"}}"#
+        );
+        let Action::Consume(request) = run(&body).1.unwrap().action else { panic!() };
+        assert_eq!(request.unit_code, "visit");
+        let body = body.replace("measurementUnit", "currency");
+        assert_eq!(run(&body).1.unwrap_err().field.as_deref(), Some("measurementUnit"));
+    }
+}

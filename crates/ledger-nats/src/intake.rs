@@ -1,0 +1,345 @@
+//! Command intake: a durable pull consumer on `{prefix}.commands.>`, shared by every
+//! replica.
+//!
+//! Each pull takes a bounded batch. Within a batch, commands on one credit run one
+//! after another in delivery order, different credits run concurrently (bounded), and a
+//! consume (which may touch any of the member's credits) runs alone, after what came
+//! before it and before what comes after. The next batch is pulled when this one is done.
+//!
+//! Every command runs with `command_id = commandId`, so a redelivery (a crash before the
+//! ack, a publisher retry, a duplicate publish) replays the first outcome instead of
+//! applying it again. Outcomes:
+//! - committed (or replayed): ack, only after the commit;
+//! - refused (malformed, unknown type, business rule): the reason is published on
+//!   `{prefix}.rejections.{siteId}` and the message is terminated, never retried;
+//! - a transient fault (store unavailable, concurrent write): nak with a delay that grows
+//!   with each delivery; the later commands of the same credit in the batch are nak'ed
+//!   too so that they keep their order. On the last allowed delivery the command is
+//!   rejected (`store-unavailable`) instead, so the engine hears of it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::PullConsumer, AckKind};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use ledger_store::{commands, CommandMeta, EventStore, StoreError};
+use serde_json::json;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::command::{self, Action, Identity, ParsedCommand, Refusal};
+use crate::NatsSettings;
+
+/// A pause after the intake itself failed (a pull that errored), before pulling again.
+pub const PULL_ERROR_PAUSE_MS: u64 = 1_000;
+
+pub(crate) struct Intake {
+    js: jetstream::Context,
+    consumer: PullConsumer,
+    store: Arc<dyn EventStore>,
+    settings: Arc<NatsSettings>,
+}
+
+/// What became of one message.
+enum Outcome {
+    Committed { replayed: bool },
+    Refused(Refusal),
+    Transient(String),
+}
+
+impl Intake {
+    /// Creates the command and rejection streams and the durable consumer when absent.
+    pub(crate) async fn prepare(js: &jetstream::Context, settings: Arc<NatsSettings>, store: Arc<dyn EventStore>) -> anyhow::Result<Self> {
+        let s = &settings;
+        let stream = js
+            .get_or_create_stream(jetstream::stream::Config {
+                name: s.command_stream.clone(),
+                description: Some("Commands to the billing-credit ledger (work queue)".into()),
+                subjects: vec![s.command_subjects()],
+                retention: jetstream::stream::RetentionPolicy::WorkQueue,
+                storage: jetstream::stream::StorageType::File,
+                duplicate_window: s.command_duplicate_window,
+                max_age: s.command_max_age,
+                max_message_size: command::COMMAND_BYTES_MAX as i32 + 4096,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the command stream {}: {e}", s.command_stream))?;
+        js.get_or_create_stream(jetstream::stream::Config {
+            name: s.rejection_stream.clone(),
+            description: Some("Commands the billing-credit ledger refused, with the reason".into()),
+            subjects: vec![format!("{}.rejections.>", s.subject_prefix)],
+            storage: jetstream::stream::StorageType::File,
+            duplicate_window: s.command_duplicate_window,
+            max_age: s.rejection_max_age,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the rejection stream {}: {e}", s.rejection_stream))?;
+        let consumer: PullConsumer = stream
+            .get_or_create_consumer(
+                &s.consumer,
+                jetstream::consumer::pull::Config {
+                    durable_name: Some(s.consumer.clone()),
+                    description: Some("billing-credit ledger command intake (shared by replicas)".into()),
+                    filter_subject: s.command_subjects(),
+                    deliver_policy: jetstream::consumer::DeliverPolicy::All,
+                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                    ack_wait: s.ack_wait,
+                    max_deliver: s.max_deliver,
+                    max_ack_pending: s.max_ack_pending,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the consumer {} on {}: {e}", s.consumer, s.command_stream))?;
+        Ok(Intake { js: js.clone(), consumer, store, settings })
+    }
+
+    pub(crate) async fn run(self, mut stop: watch::Receiver<bool>) {
+        tracing::info!(stream = %self.settings.command_stream, consumer = %self.settings.consumer, "NATS command intake started");
+        while !*stop.borrow() {
+            match self.next_batch().await {
+                Ok(messages) if messages.is_empty() => {}
+                Ok(messages) => self.process(messages).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "pulling commands failed");
+                    let _ = tokio::time::timeout(Duration::from_millis(PULL_ERROR_PAUSE_MS), stop.changed()).await;
+                }
+            }
+        }
+        tracing::info!("NATS command intake stopped");
+    }
+
+    /// What is waiting now (up to a batch); when nothing is, waits up to `idle_poll` for
+    /// the first message, then takes what else is waiting. Every pull is drained to its
+    /// end, so no message is left delivered-but-unseen.
+    async fn next_batch(&self) -> Result<Vec<jetstream::Message>, async_nats::Error> {
+        let max = self.settings.batch_messages;
+        let mut messages = drain(self.consumer.fetch().max_messages(max).messages().await?).await?;
+        if messages.is_empty() {
+            messages = drain(self.consumer.batch().max_messages(1).expires(self.settings.idle_poll).messages().await?).await?;
+            if !messages.is_empty() && max > 1 {
+                messages.extend(drain(self.consumer.fetch().max_messages(max - 1).messages().await?).await?);
+            }
+        }
+        Ok(messages)
+    }
+
+    async fn process(&self, messages: Vec<jetstream::Message>) {
+        let now = Utc::now();
+        let mut segments: Vec<Vec<Vec<Item>>> = vec![];
+        let mut groups: Vec<Vec<Item>> = vec![];
+        let mut by_credit: HashMap<(Uuid, Uuid), usize> = HashMap::new();
+        for message in messages {
+            let (identity, parsed) = command::parse(&self.settings.subject_prefix, message.subject.as_str(), &message.payload, now);
+            let item = Item { message, identity, parsed };
+            match item.parsed.as_ref().ok().map(ParsedCommand::credit_key) {
+                // A consume: alone, between what came before and what comes after.
+                Some(None) => {
+                    if !groups.is_empty() {
+                        segments.push(std::mem::take(&mut groups));
+                        by_credit.clear();
+                    }
+                    segments.push(vec![vec![item]]);
+                }
+                Some(Some(key)) => match by_credit.get(&key) {
+                    Some(&i) => groups[i].push(item),
+                    None => {
+                        by_credit.insert(key, groups.len());
+                        groups.push(vec![item]);
+                    }
+                },
+                // Refused before running: order does not matter.
+                None => groups.push(vec![item]),
+            }
+        }
+        if !groups.is_empty() {
+            segments.push(groups);
+        }
+        for segment in segments {
+            futures::stream::iter(segment)
+                .for_each_concurrent(self.settings.max_in_flight, |group| self.run_group(group))
+                .await;
+        }
+    }
+
+    /// Runs one credit's commands in order; after a transient fault, naks the rest.
+    async fn run_group(&self, group: Vec<Item>) {
+        let mut retry_after: Option<Duration> = None;
+        for item in group {
+            if let Some(delay) = retry_after {
+                nak(&item.message, delay).await;
+                continue;
+            }
+            let outcome = self.run_item(&item).await;
+            if let Some(delay) = self.settle(item, outcome).await {
+                retry_after = Some(delay);
+            }
+        }
+    }
+
+    async fn run_item(&self, item: &Item) -> Outcome {
+        let parsed = match &item.parsed {
+            Ok(parsed) => parsed,
+            Err(refusal) => return Outcome::Refused(refusal.clone()),
+        };
+        let occurred_at = parsed.occurred_at.unwrap_or_else(|| stored_at(&item.message).unwrap_or_else(Utc::now));
+        let meta = CommandMeta {
+            actor: parsed.actor.clone().unwrap_or_else(|| self.settings.default_actor.clone()),
+            command_id: Some(parsed.command_id),
+            correlation_id: parsed.correlation_id,
+            causation_id: parsed.causation_id,
+            occurred_at,
+        };
+        let store = self.store.as_ref();
+        let result = match &parsed.action {
+            Action::OnCredit { billing_credit_id, command } => {
+                commands::run_command(store, parsed.site_id, *billing_credit_id, command.clone(), meta, None)
+                    .await
+                    .map(|c| c.replayed)
+            }
+            Action::Consume(request) => {
+                commands::consume(store, parsed.site_id, request.clone(), meta).await.map(|c| c.committed.replayed)
+            }
+        };
+        match result {
+            Ok(replayed) => Outcome::Committed { replayed },
+            Err(StoreError::Domain(e)) => Outcome::Refused(Refusal::from(&e)),
+            Err(e @ StoreError::Rejected(_)) => Outcome::Refused(Refusal::new("append-rejected", None, e.to_string())),
+            Err(e @ StoreError::VersionConflict { .. }) => Outcome::Refused(Refusal::new("version-conflict", None, e.to_string())),
+            Err(e) => Outcome::Transient(e.to_string()),
+        }
+    }
+
+    /// Acks, terminates or naks the message. Returns the delay when it was nak'ed.
+    async fn settle(&self, item: Item, outcome: Outcome) -> Option<Duration> {
+        let Item { message, identity, .. } = item;
+        let deliveries = message.info().map(|i| i.delivered).unwrap_or(1).max(1);
+        let outcome = match outcome {
+            Outcome::Transient(error) if deliveries >= self.settings.max_deliver => {
+                tracing::error!(%error, deliveries, command_id = ?identity.command_id, "giving up on a command after its last delivery");
+                Outcome::Refused(Refusal::new(
+                    "store-unavailable",
+                    None,
+                    format!("the ledger could not apply the command in {deliveries} attempts: {error}"),
+                ))
+            }
+            other => other,
+        };
+        match outcome {
+            Outcome::Committed { replayed } => {
+                metrics::counter!("ledger_nats_commands_total", "outcome" => if replayed { "replayed" } else { "applied" }).increment(1);
+                if let Err(e) = message.ack().await {
+                    // The command is committed: a redelivery will only replay it.
+                    tracing::warn!(error = %e, "ack failed");
+                }
+                None
+            }
+            Outcome::Refused(refusal) => match self.publish_rejection(&message, &identity, &refusal, deliveries).await {
+                Ok(()) => {
+                    metrics::counter!("ledger_nats_commands_total", "outcome" => "rejected").increment(1);
+                    tracing::info!(rule = %refusal.rule, command_id = ?identity.command_id, "command rejected");
+                    if let Err(e) = message.ack_with(AckKind::Term).await {
+                        tracing::warn!(error = %e, "terminating a rejected command failed");
+                    }
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "publishing a rejection failed; the command will be redelivered");
+                    let delay = self.backoff(deliveries);
+                    nak(&message, delay).await;
+                    Some(delay)
+                }
+            },
+            Outcome::Transient(error) => {
+                metrics::counter!("ledger_nats_commands_total", "outcome" => "retried").increment(1);
+                let delay = self.backoff(deliveries);
+                tracing::warn!(%error, deliveries, delay_ms = delay.as_millis() as u64, "transient fault; nak with backoff");
+                nak(&message, delay).await;
+                Some(delay)
+            }
+        }
+    }
+
+    /// base × 2^(deliveries − 1), at most the configured maximum.
+    fn backoff(&self, deliveries: i64) -> Duration {
+        let exponent = (deliveries.max(1) - 1).min(20) as u32;
+        self.settings.nak_delay_base.saturating_mul(1u32 << exponent).min(self.settings.nak_delay_max)
+    }
+
+    async fn publish_rejection(
+        &self,
+        message: &jetstream::Message,
+        identity: &Identity,
+        refusal: &Refusal,
+        deliveries: i64,
+    ) -> Result<(), async_nats::Error> {
+        let info = message.info().ok();
+        let sequence = info.as_ref().map(|i| i.stream_sequence);
+        let site_token = identity.site_id.map_or_else(
+            || command::site_token(&self.settings.subject_prefix, message.subject.as_str()).to_string(),
+            |s| s.to_string(),
+        );
+        let body = json!({
+            "commandId": identity.command_id,
+            "siteId": identity.site_id,
+            "type": identity.command_type,
+            "billingCreditId": identity.billing_credit_id,
+            "rule": refusal.rule,
+            "field": refusal.field,
+            "message": refusal.message,
+            "rejectedAt": crate::wire::format_timestamp(&Utc::now()),
+            "deliveries": deliveries,
+            "commandSequence": sequence,
+        });
+        // One rejection per command however often it is refused (within the window).
+        let msg_id = match identity.command_id {
+            Some(id) => format!("rejection:{site_token}:{id}"),
+            None => format!("rejection:{}:{}", self.settings.command_stream, sequence.unwrap_or_default()),
+        };
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", msg_id.as_str());
+        let subject = format!("{}.rejections.{site_token}", self.settings.subject_prefix);
+        let payload = serde_json::to_vec(&body).expect("rejections serialize");
+        self.js.publish_with_headers(subject, headers, payload.into()).await?.await?;
+        Ok(())
+    }
+}
+
+struct Item {
+    message: jetstream::Message,
+    identity: Identity,
+    parsed: Result<ParsedCommand, Refusal>,
+}
+
+async fn drain(mut batch: async_nats::jetstream::consumer::pull::Batch) -> Result<Vec<jetstream::Message>, async_nats::Error> {
+    let mut messages = vec![];
+    while let Some(next) = batch.next().await {
+        match next {
+            Ok(message) => messages.push(message),
+            // A status the server ends a pull with (409 and the like): keep what came.
+            Err(e) if !messages.is_empty() => {
+                tracing::debug!(error = %e, "pull ended with a status");
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(messages)
+}
+
+async fn nak(message: &jetstream::Message, delay: Duration) {
+    if let Err(e) = message.ack_with(AckKind::Nak(Some(delay))).await {
+        tracing::warn!(error = %e, "nak failed; the message is redelivered after the ack wait");
+    }
+}
+
+/// When JetStream stored the message: the default business time of a command, the same
+/// on every redelivery.
+fn stored_at(message: &jetstream::Message) -> Option<DateTime<Utc>> {
+    let published = message.info().ok()?.published;
+    DateTime::from_timestamp(published.unix_timestamp(), published.nanosecond())
+}

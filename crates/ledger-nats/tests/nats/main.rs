@@ -1,0 +1,8 @@
+//! Against the live NATS JetStream and PostgreSQL that `scripts/test` starts
+//! (TEST_NATS_URL, TEST_DATABASE_URL).
+
+mod common;
+mod exactly_once;
+mod faults;
+mod feed_agreement;
+mod rejections;
