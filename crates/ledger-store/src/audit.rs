@@ -149,6 +149,7 @@ pub async fn replay(store: &dyn EventStore, site_id: Option<Uuid>, progress: Pro
         credits += 1;
     }
     store.put_projections(pending).await?;
+    store.recount(site_id).await?;
     Ok(ReplayReport { events, credits, elapsed: started.elapsed() })
 }
 
@@ -243,6 +244,9 @@ pub async fn verify(store: &dyn EventStore, site_id: Option<Uuid>, progress: Pro
     while let Some(key) = projections.peek_key().await? {
         report.found(format!("credit {} of site {} has a projection row but no events", key.1, key.0));
         projections.buffer.pop_front();
+    }
+    for mismatch in store.count_mismatches(site_id).await? {
+        report.found(mismatch);
     }
     Ok(report)
 }

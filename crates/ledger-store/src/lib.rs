@@ -202,6 +202,16 @@ pub trait EventStore: Send + Sync + 'static {
     /// Writes rebuilt projection rows, never over a newer version.
     async fn put_projections(&self, rows: Vec<(Credit, [u8; 32])>) -> Result<(), StoreError>;
 
+    /// Rebuilds any derived counters from the projection (after a replay).
+    async fn recount(&self, _site_id: Option<Uuid>) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Derived counters that disagree with the projection, described.
+    async fn count_mismatches(&self, _site_id: Option<Uuid>) -> Result<Vec<String>, StoreError> {
+        Ok(vec![])
+    }
+
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }

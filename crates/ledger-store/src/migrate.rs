@@ -21,7 +21,7 @@ fn migrator(migrations: Vec<Migration>) -> Migrator {
 }
 
 pub(crate) fn postgres() -> Migrator {
-    migrator(migrations!("postgres": 1 => "0001_events_and_credits", 2 => "0002_expiry_and_idempotency"))
+    migrator(migrations!("postgres": 1 => "0001_events_and_credits", 2 => "0002_expiry_and_idempotency", 3 => "0003_credit_counts"))
 }
 
 pub(crate) fn sqlite() -> Migrator {

@@ -125,3 +125,18 @@ async fn verify_names_a_tampered_projection_and_replay_repairs_it(backend: Backe
     assert!(audit::verify(store.as_ref(), None, &|_| {}).await.unwrap().ok());
     assert_eq!(dump(&db).await, before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_names_a_tampered_list_counter_and_replay_recounts() {
+    let db = TestDatabase::postgres().await;
+    let store = db.store().await;
+    let (site, _) = ledger(&store).await;
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("UPDATE credit_counts SET live = live + 7 WHERE site_id = $1").bind(site).execute(&mut conn).await.unwrap();
+    let report = audit::verify(store.as_ref(), None, &|_| {}).await.unwrap();
+    assert_eq!(report.finding_count, 1, "{:?}", report.findings);
+    assert!(report.findings[0].contains("counted 12 but the projection holds 5"), "{:?}", report.findings);
+    audit::replay(store.as_ref(), None, &|_| {}).await.unwrap();
+    assert!(audit::verify(store.as_ref(), None, &|_| {}).await.unwrap().ok());
+    assert_eq!(store.list(site, &ListQuery::default()).await.unwrap().total, 5);
+}

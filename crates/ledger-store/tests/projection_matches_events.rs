@@ -1,5 +1,6 @@
 //! Property, on both backends: whatever commands run, folding a credit's stored events
-//! gives exactly its projection row, and the projection keeps every invariant.
+//! gives exactly its projection row, the projection keeps every invariant, and the
+//! list counters agree with it.
 
 mod common;
 
@@ -65,6 +66,8 @@ fn check(backend: Backend) {
             })
         })
         .unwrap();
+    let mismatches = rt.block_on(store.count_mismatches(None)).unwrap();
+    assert!(mismatches.is_empty(), "list counters agree with the projection: {mismatches:?}");
     drop(store);
     drop(db);
 }

@@ -18,6 +18,7 @@ use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 use tokio::sync::{mpsc, oneshot, Mutex};
 use uuid::Uuid;
 
+use super::counts::CountDeltas;
 use super::{parse_txid, upsert_projections, PgStore};
 use crate::prepare::{now_micros, prepare, LoadedStream, PreparedCredit, PreparedEvent};
 use crate::{decision_to_appends, Committed, Execution, FeedCursor, RecordedEvent, StoreError};
@@ -124,6 +125,7 @@ impl PgStore {
         let mut streams: HashMap<(Uuid, Uuid), LoadedStream> =
             Self::lock_streams(&mut tx, &keys).await?.into_iter().map(|s| ((s.site_id, s.billing_credit_id), s)).collect();
         let applied = applied_commands(&mut tx, executions).await?;
+        let initial: HashMap<(Uuid, Uuid), Option<Credit>> = streams.iter().map(|(k, s)| (*k, s.state.clone())).collect();
 
         let recorded_at = now_micros();
         let mut events: Vec<PreparedEvent> = Vec::new();
@@ -176,6 +178,12 @@ impl PgStore {
         let recorded = insert_events(&mut tx, events).await?;
         let finals: Vec<PreparedCredit> = finals.into_values().collect();
         upsert_projections(&mut tx, &finals, false).await?;
+        let mut deltas = CountDeltas::default();
+        for credit in &finals {
+            let key = (credit.credit.site_id, credit.credit.billing_credit_id);
+            deltas.record(initial[&key].as_ref(), &credit.credit);
+        }
+        deltas.apply(&mut tx).await?;
         tx.commit().await.map_err(StoreError::from_sqlx)?;
 
         let mut results = Vec::with_capacity(outcomes.len());

@@ -1,5 +1,6 @@
 //! The production store on PostgreSQL.
 
+mod counts;
 mod group;
 
 use std::time::Duration;
@@ -114,8 +115,10 @@ impl PgStore {
             .collect())
     }
 
+    /// Inserts the events and writes the projection rows (and their counts) they change.
     async fn write(
         tx: &mut Transaction<'_, Postgres>,
+        loaded: &[LoadedStream],
         events: Vec<PreparedEvent>,
         credits: &[PreparedCredit],
     ) -> Result<Vec<RecordedEvent>, StoreError> {
@@ -124,6 +127,15 @@ impl PgStore {
         }
         let recorded = group::insert_events(tx, events).await?;
         upsert_projections(tx, credits, false).await?;
+        let mut deltas = counts::CountDeltas::default();
+        for credit in credits {
+            let before = loaded
+                .iter()
+                .find(|s| s.site_id == credit.credit.site_id && s.billing_credit_id == credit.credit.billing_credit_id)
+                .and_then(|s| s.state.as_ref());
+            deltas.record(before, &credit.credit);
+        }
+        deltas.apply(tx).await?;
         Ok(recorded)
     }
 
@@ -168,7 +180,7 @@ impl PgStore {
         let decided = decide(&states)?;
         let appends = decision_to_appends(site_id, &states, &ids, decided, meta.command_id);
         let (events, credits) = prepare(&loaded, &appends, &meta, now_micros())?;
-        let events = match Self::write(tx, events, &credits).await {
+        let events = match Self::write(tx, &loaded, events, &credits).await {
             Ok(events) => events,
             // The same command ran concurrently and committed first: answer as it did.
             Err(StoreError::Rejected(reason)) if reason == DUPLICATE_EVENT => {
@@ -224,7 +236,7 @@ impl EventStore for PgStore {
         let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
         let loaded = Self::lock_streams(&mut tx, &keys).await?;
         let (events, credits) = prepare(&loaded, &appends, &meta, now_micros())?;
-        match Self::write(&mut tx, events, &credits).await {
+        match Self::write(&mut tx, &loaded, events, &credits).await {
             Ok(events) => {
                 tx.commit().await.map_err(StoreError::from_sqlx)?;
                 Ok(Committed { events, credits: credits.into_iter().map(|c| c.credit).collect(), replayed: false })
@@ -369,15 +381,22 @@ impl EventStore for PgStore {
     }
 
     async fn list(&self, site_id: Uuid, query: &ListQuery) -> Result<CreditPage, StoreError> {
-        let mut count = QueryBuilder::<Postgres>::new("SELECT count(*) FROM billing_credits");
-        push_where(&mut count, site_id, &query.filter);
-        let total: i64 = count.build().fetch_one(&self.pool).await.map_err(StoreError::from_sqlx)?.get(0);
+        let mut conn = self.pool.acquire().await.map_err(StoreError::from_sqlx)?;
+        let total = match counts::total_from_counts(&mut conn, site_id, &query.filter).await? {
+            Some(total) => total,
+            None => {
+                let mut count = QueryBuilder::<Postgres>::new("SELECT count(*) FROM billing_credits");
+                push_where(&mut count, site_id, &query.filter);
+                count.build().fetch_one(&mut *conn).await.map_err(StoreError::from_sqlx)?.get::<i64, _>(0) as u64
+            }
+        };
+        drop(conn);
         let mut page = QueryBuilder::<Postgres>::new("SELECT state::text AS state FROM billing_credits");
         push_where(&mut page, site_id, &query.filter);
         push_page(&mut page, query);
         let rows = page.build().fetch_all(&self.pool).await.map_err(StoreError::from_sqlx)?;
         let credits = rows.iter().map(parse_state).collect::<Result<_, _>>()?;
-        Ok(CreditPage { credits, total: total as u64 })
+        Ok(CreditPage { credits, total })
     }
 
     async fn membership_credit_ids(&self, site_id: Uuid, membership_id: Uuid) -> Result<Vec<Uuid>, StoreError> {
@@ -437,6 +456,17 @@ impl EventStore for PgStore {
             upsert_projections(&mut conn, chunk, true).await?;
         }
         Ok(())
+    }
+
+    async fn recount(&self, site_id: Option<Uuid>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+        counts::recount(&mut tx, site_id).await?;
+        tx.commit().await.map_err(StoreError::from_sqlx)
+    }
+
+    async fn count_mismatches(&self, site_id: Option<Uuid>) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(StoreError::from_sqlx)?;
+        counts::mismatches(&mut conn, site_id).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
