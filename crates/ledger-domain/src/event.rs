@@ -133,6 +133,25 @@ pub enum UpcastError {
     Malformed { event_type: String, schema_version: u16, source: serde_json::Error },
 }
 
+/// Reads a stored event from its payload text: one parse, no intermediate JSON tree
+/// (replay reads millions). Older schema versions go through [`upcast`].
+pub fn read_stored(event_type: &str, schema_version: u16, payload: &str) -> Result<Event, UpcastError> {
+    if schema_version != EVENT_SCHEMA_VERSION {
+        let value = serde_json::from_str(payload).map_err(|source| UpcastError::Malformed {
+            event_type: event_type.to_string(),
+            schema_version,
+            source,
+        })?;
+        return upcast(event_type, schema_version, value);
+    }
+    let tagged = format!("{{{}:{payload}}}", serde_json::Value::String(event_type.to_string()));
+    serde_json::from_str(&tagged).map_err(|source| UpcastError::Malformed {
+        event_type: event_type.to_string(),
+        schema_version,
+        source,
+    })
+}
+
 /// Reads a stored event, bringing payloads of older schema versions up to the current one.
 ///
 /// Every schema change adds an arm here that rewrites the old payload, so events are

@@ -42,4 +42,4 @@ pub use consume::{allocate, decide_consume, Allocation, ConsumeRequest};
 pub use credit::{evolve, Coding, Credit, CreditDetails, CreditType, EventPosition, JsonObject, Movement, Reversible};
 pub use decide::decide;
 pub use error::{DomainError, RefusalKind};
-pub use event::{upcast, Event, UpcastError, EVENT_SCHEMA_VERSION};
+pub use event::{read_stored, upcast, Event, UpcastError, EVENT_SCHEMA_VERSION};

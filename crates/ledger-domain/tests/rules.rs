@@ -558,3 +558,12 @@ fn consume_with_nothing_eligible_is_refused_even_partial() {
         Err(DomainError::InsufficientBalance { requested: d("1"), remaining: d("0") })
     );
 }
+
+#[test]
+fn stored_payload_text_reads_back_in_one_parse() {
+    let event = used("2");
+    let text = serde_json::to_string(&event.payload()).unwrap();
+    assert_eq!(read_stored(event.event_type(), EVENT_SCHEMA_VERSION, &text).unwrap(), event);
+    assert!(read_stored(event.event_type(), EVENT_SCHEMA_VERSION + 1, &text).is_err());
+    assert!(read_stored("CreditUsed", EVENT_SCHEMA_VERSION, "{\"amount\":").is_err());
+}

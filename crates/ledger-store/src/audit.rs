@@ -119,11 +119,8 @@ pub async fn replay(store: &dyn EventStore, site_id: Option<Uuid>, progress: Pro
     let (mut events, mut credits) = (0u64, 0u64);
     let mut current: Option<StreamFold> = None;
     let mut pending: Vec<(Credit, [u8; 32])> = Vec::with_capacity(PROJECTION_BATCH_MAX);
-    loop {
-        let page = scan.next_page().await?;
-        if page.is_empty() {
-            break;
-        }
+    let mut page = scan.next_page().await?;
+    while !page.is_empty() {
         for e in &page {
             let key = (e.site_id, e.billing_credit_id);
             if current.as_ref().is_none_or(|f| f.key != key) {
@@ -139,10 +136,18 @@ pub async fn replay(store: &dyn EventStore, site_id: Option<Uuid>, progress: Pro
             }
             events += 1;
         }
-        if pending.len() >= PROJECTION_BATCH_MAX {
-            store.put_projections(std::mem::take(&mut pending)).await?;
-        }
         progress(events);
+        // Write the finished credits while the next page is read: the two overlap.
+        let finished = if pending.len() >= PROJECTION_BATCH_MAX { std::mem::take(&mut pending) } else { Vec::new() };
+        let write = async {
+            match finished.is_empty() {
+                true => Ok(()),
+                false => store.put_projections(finished).await,
+            }
+        };
+        let (written, next) = tokio::join!(write, scan.next_page());
+        written?;
+        page = next?;
     }
     if let Some(done) = current {
         pending.extend(done.credit.map(|c| (c, done.last_hash)));

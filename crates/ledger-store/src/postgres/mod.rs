@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use ledger_domain::{upcast, Credit};
+use ledger_domain::{read_stored, Credit};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 use uuid::Uuid;
@@ -573,8 +573,7 @@ fn read_event(row: &PgRow) -> Result<RecordedEvent, StoreError> {
     let event_type: String = row.get("event_type");
     let schema_version: i16 = row.get("schema_version");
     let payload: &str = row.get("payload");
-    let payload = serde_json::from_str(payload).map_err(|e| StoreError::Corrupt(format!("payload: {e}")))?;
-    let event = upcast(&event_type, schema_version as u16, payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let event = read_stored(&event_type, schema_version as u16, payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let position: i64 = row.get("position");
     Ok(RecordedEvent {
         position,
