@@ -53,56 +53,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     }
 }
 
-/// Deserializes, turning serde's message into a field error.
+/// Deserializes, turning a decoding refusal into a 400 naming the field and the rule.
 pub fn parse<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(raw);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| field_error(&e))?;
-    de.end().map_err(|e| ApiError::bad_field("body", "malformed-json", e.to_string()))?;
-    Ok(value)
-}
-
-fn field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
-    let inner = e.inner();
-    let message = inner.to_string();
-    let mut field = e.path().to_string();
-    if field == "." {
-        field = String::new();
-    }
-    let quoted = |prefix: &str| {
-        message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()).map(str::to_string)
-    };
-    let rule = if inner.is_syntax() || inner.is_eof() {
-        field = "body".into();
-        "malformed-json"
-    } else if let Some(missing) = quoted("missing field `") {
-        field = join(&field, &missing);
-        "required"
-    } else if let Some(unknown) = quoted("unknown field `") {
-        // serde_path_to_error already ends the path with the unknown key.
-        if field.rsplit('.').next() != Some(unknown.as_str()) {
-            field = join(&field, &unknown);
-        }
-        "unknown-field"
-    } else if message.starts_with("invalid type") {
-        "invalid-type"
-    } else {
-        "invalid-value"
-    };
-    if field.is_empty() {
-        field = "body".into();
-    }
-    // serde appends " at line 1 column 5"; the field path says more.
-    let message = message.split(" at line ").next().unwrap_or(&message).to_string();
-    ApiError::BadRequest {
-        detail: format!("{field}: {message}"),
-        errors: vec![FieldError { field, rule: rule.into(), message }],
-    }
-}
-
-fn join(path: &str, field: &str) -> String {
-    if path.is_empty() {
-        field.to_string()
-    } else {
-        format!("{path}.{field}")
-    }
+    ledger_wire::decode(raw).map_err(|r| ApiError::BadRequest {
+        detail: format!("{}: {}", r.field, r.message),
+        errors: vec![FieldError { field: r.field, rule: r.rule.into(), message: r.message }],
+    })
 }

@@ -133,7 +133,7 @@ fn parse_into(
         return Err(Refusal::new("too-large", Some("body"), format!("a command is at most {COMMAND_BYTES_MAX} bytes")));
     }
     let value: serde_json::Value = serde_json::from_slice(payload)
-        .map_err(|e| Refusal::new("malformed-json", Some("body"), strip_position(&e.to_string())))?;
+        .map_err(|e| Refusal::new("malformed-json", Some("body"), e.to_string().split(" at line ").next().unwrap_or_default()))?;
     let serde_json::Value::Object(mut fields) = value else {
         return Err(Refusal::new("invalid-type", Some("body"), "a command is a JSON object"));
     };
@@ -254,51 +254,11 @@ impl Common {
         &["commandId", "type", "billingCreditId", "actor", "occurredAt", "correlationId", "causationId"];
 }
 
-/// Deserializes with serde_path_to_error, turning serde's message into a refusal that
-/// names the field (as the REST API's 400s do).
+/// Decodes a part of the message, refusing as the REST API's 400s do: naming the field.
 fn from_value<T: DeserializeOwned>(value: impl Into<serde_json::Value>) -> Result<T, Refusal> {
     // Through bytes: numbers keep their exact text (arbitrary_precision) on this path.
     let bytes = serde_json::to_vec(&value.into()).expect("a JSON value serializes");
-    let mut de = serde_json::Deserializer::from_slice(&bytes);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| field_refusal(&e))
-}
-
-fn strip_position(message: &str) -> String {
-    message.split(" at line ").next().unwrap_or(message).to_string()
-}
-
-fn field_refusal(e: &serde_path_to_error::Error<serde_json::Error>) -> Refusal {
-    let message = strip_position(&e.inner().to_string());
-    let mut field = e.path().to_string();
-    if field == "." {
-        field = String::new();
-    }
-    let quoted = |prefix: &str| message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()).map(str::to_string);
-    let rule = if let Some(missing) = quoted("missing field `") {
-        field = join(&field, &missing);
-        "required"
-    } else if let Some(unknown) = quoted("unknown field `") {
-        if field.rsplit('.').next() != Some(unknown.as_str()) {
-            field = join(&field, &unknown);
-        }
-        "unknown-field"
-    } else if message.starts_with("invalid type") {
-        "invalid-type"
-    } else {
-        "invalid-value"
-    };
-    if field.is_empty() {
-        field = "body".into();
-    }
-    Refusal { rule: rule.into(), field: Some(field), message }
-}
-
-fn join(path: &str, field: &str) -> String {
-    if path.is_empty() {
-        field.to_string()
-    } else {
-        format!("{path}.{field}")
-    }
+    ledger_wire::decode(&bytes).map_err(|r| Refusal { rule: r.rule.into(), field: Some(r.field), message: r.message })
 }
 
 #[derive(Debug, Deserialize)]

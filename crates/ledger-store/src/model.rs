@@ -153,6 +153,11 @@ impl SortField {
         Self::ALL.into_iter().find(|f| f.api_name() == s)
     }
 
+    /// Whether credits may lack a value (they sort last, both ways).
+    pub(crate) fn nullable(self) -> bool {
+        self == SortField::EndDate
+    }
+
     /// The projection column; a fixed whitelist, so safe to splice into SQL.
     pub(crate) fn column(self) -> &'static str {
         match self {

@@ -42,8 +42,11 @@ where
     i64: Encode<'a, DB> + Type<DB>,
 {
     let dir = query.sort_order.sql();
+    // Only endDate can be null. Saying NULLS LAST on a NOT NULL column would stop
+    // Postgres from reading a descending page off its ascending index.
+    let nulls = if query.sort_by.nullable() { " NULLS LAST" } else { "" };
     qb.push(format_args!(
-        " ORDER BY {col} {dir} NULLS LAST, billing_credit_id {dir} LIMIT ",
+        " ORDER BY {col} {dir}{nulls}, billing_credit_id {dir} LIMIT ",
         col = query.sort_by.column()
     ));
     qb.push_bind(i64::from(query.page_size)).push(" OFFSET ").push_bind(query.offset());
