@@ -29,13 +29,14 @@
 
 use chrono::{DateTime, Duration, Utc};
 use ledger_domain::event::StatusChange;
-use ledger_domain::{Coding, Command, ConsumeRequest, CreditDetails, CreditDraft, CreditType, JsonObject};
+use ledger_domain::{Command, ConsumeRequest, CreditType};
 use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::wire;
+use ledger_wire::BillingCreditBody;
 
 /// The largest command message accepted, in bytes (the REST body limit).
 pub const COMMAND_BYTES_MAX: usize = 64 * 1024;
@@ -189,7 +190,7 @@ fn parse_into(
             .billing_credit_id
             .ok_or_else(|| Refusal::new("required", Some("billingCreditId"), "missing field `billingCreditId`"))?;
         let command = match command_type {
-            "issue" => Command::Issue(from_value::<IssueBody>(rest)?.into_draft()),
+            "issue" => Command::Issue(from_value::<BillingCreditBody>(rest)?.into_draft()),
             "use" => {
                 let b: UseBody = from_value(rest)?;
                 Command::Use { amount: b.amount, reference: Some(b.reference), note: b.note }
@@ -261,82 +262,6 @@ fn from_value<T: DeserializeOwned>(value: impl Into<serde_json::Value>) -> Resul
     ledger_wire::decode(&bytes).map_err(|r| Refusal { rule: r.rule.into(), field: Some(r.field), message: r.message })
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CodingBody {
-    code: Option<String>,
-    system: Option<String>,
-    display: Option<String>,
-}
-
-impl From<CodingBody> for Coding {
-    fn from(c: CodingBody) -> Self {
-        Coding { code: c.code, system: c.system, display: c.display }
-    }
-}
-
-/// `issue`: the REST create body (billingCreditId is a common field here).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct IssueBody {
-    applied_to: Option<JsonObject>,
-    available_to: Option<JsonObject>,
-    credit_type: CreditType,
-    #[serde(default, deserialize_with = "wire::optional_date")]
-    end_date: Option<DateTime<Utc>>,
-    expiry: Option<JsonObject>,
-    extensions: Option<JsonObject>,
-    is_active: Option<bool>,
-    #[serde(default, deserialize_with = "wire::optional_amount")]
-    remaining_amount: Option<Decimal>,
-    #[serde(deserialize_with = "wire::date")]
-    start_date: DateTime<Utc>,
-    #[serde(deserialize_with = "wire::amount")]
-    total_amount: Decimal,
-    #[serde(default, deserialize_with = "wire::optional_amount")]
-    used_amount: Option<Decimal>,
-    #[serde(default, deserialize_with = "wire::optional_amount")]
-    wasted_amount: Option<Decimal>,
-    wellness_plan_benefit_id: Option<Uuid>,
-    wellness_plan_id: Option<Uuid>,
-    wellness_plan_membership_cycle_id: Option<Uuid>,
-    wellness_plan_membership_id: Option<Uuid>,
-    wellness_plan_membership_status_period_id: Option<Uuid>,
-    amount_type: Option<CodingBody>,
-    credit_category: Option<CodingBody>,
-    currency: Option<CodingBody>,
-    measurement_unit: Option<CodingBody>,
-}
-
-impl IssueBody {
-    fn into_draft(self) -> CreditDraft {
-        CreditDraft {
-            details: CreditDetails {
-                credit_type: self.credit_type,
-                start_date: self.start_date,
-                end_date: self.end_date,
-                wellness_plan_id: self.wellness_plan_id,
-                wellness_plan_benefit_id: self.wellness_plan_benefit_id,
-                wellness_plan_membership_id: self.wellness_plan_membership_id,
-                wellness_plan_membership_cycle_id: self.wellness_plan_membership_cycle_id,
-                wellness_plan_membership_status_period_id: self.wellness_plan_membership_status_period_id,
-                amount_type: self.amount_type.map(Into::into),
-                credit_category: self.credit_category.map(Into::into),
-                currency: self.currency.map(Into::into),
-                measurement_unit: self.measurement_unit.map(Into::into),
-                applied_to: self.applied_to,
-                available_to: self.available_to,
-                expiry: self.expiry,
-                extensions: self.extensions,
-            },
-            is_active: self.is_active.unwrap_or(true),
-            total_amount: self.total_amount,
-            used_amount: self.used_amount.unwrap_or_default(),
-            wasted_amount: self.wasted_amount.unwrap_or_default(),
-            remaining_amount: self.remaining_amount,
-        }
-    }
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
