@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use ledger_domain::{evolve, Credit};
 use uuid::Uuid;
 
-use crate::chain::{self, Canonical, GENESIS};
+use crate::chain::{self, GENESIS};
 use crate::{EventStore, RecordedEvent, StoreError, StreamPosition, PROJECTION_BATCH_MAX, SCAN_LIMIT_MAX};
 
 /// Called with the number of events processed so far.
@@ -52,22 +52,7 @@ impl StreamFold {
                 e.event_id, e.version
             )));
         }
-        let payload = serde_json::to_string(&e.event.payload()).expect("payloads serialize");
-        let recomputed = chain::hash(
-            &self.last_hash,
-            &Canonical {
-                event_id: e.event_id,
-                site_id: e.site_id,
-                billing_credit_id: e.billing_credit_id,
-                version: e.version,
-                event_type: e.event.event_type(),
-                schema_version: e.schema_version,
-                payload: &payload,
-                actor: &e.actor,
-                occurred_at: e.occurred_at,
-                recorded_at: e.recorded_at,
-            },
-        );
+        let recomputed = chain::recompute(&self.last_hash, e);
         let problem = (recomputed != e.hash).then(|| {
             Flaw::Tampered(format!(
                 "event {} (credit {} version {}) does not match its hash: it was changed after it was written",

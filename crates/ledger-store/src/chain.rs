@@ -40,3 +40,25 @@ pub fn hash(previous: &[u8; 32], event: &Canonical<'_>) -> [u8; 32] {
     h.update(event.recorded_at.timestamp_micros().to_be_bytes());
     h.finalize().into()
 }
+
+/// Recomputes a stored event's hash from what was read back: `verify` compares it with
+/// the stored one. The payload is re-serialized from the parsed event, so any change to
+/// its meaning changes the hash.
+pub fn recompute(previous: &[u8; 32], e: &crate::RecordedEvent) -> [u8; 32] {
+    let payload = serde_json::to_string(&e.event.payload()).expect("payloads serialize");
+    hash(
+        previous,
+        &Canonical {
+            event_id: e.event_id,
+            site_id: e.site_id,
+            billing_credit_id: e.billing_credit_id,
+            version: e.version,
+            event_type: e.event.event_type(),
+            schema_version: e.schema_version,
+            payload: &payload,
+            actor: &e.actor,
+            occurred_at: e.occurred_at,
+            recorded_at: e.recorded_at,
+        },
+    )
+}
