@@ -286,3 +286,14 @@ pub(crate) fn stored_response(
     let headers = serde_json::from_str(&headers).map_err(|e| StoreError::Corrupt(format!("stored headers: {e}")))?;
     Ok(StoredResponse { status, body, headers })
 }
+
+/// A command already applied: its events, and the credits they touched as they stand now.
+pub(crate) async fn replayed(store: &dyn EventStore, events: Vec<RecordedEvent>) -> Result<Committed, StoreError> {
+    let mut credits: Vec<Credit> = Vec::new();
+    for e in &events {
+        if !credits.iter().any(|c| c.billing_credit_id == e.billing_credit_id && c.site_id == e.site_id) {
+            credits.extend(store.load(e.site_id, e.billing_credit_id).await?);
+        }
+    }
+    Ok(Committed { events, credits, replayed: true })
+}

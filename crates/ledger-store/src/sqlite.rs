@@ -58,10 +58,6 @@ impl SqliteStore {
             .map_err(|e| StoreError::Database(sqlx::Error::Migrate(Box::new(e))))
     }
 
-    pub fn writer(&self) -> &SqlitePool {
-        &self.writer
-    }
-
     async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         // IMMEDIATE takes the write lock up front: a read-then-write transaction never
         // fails half-way because another process wrote in between.
@@ -136,7 +132,7 @@ impl SqliteStore {
         if rows.len() != event_ids.len() {
             return Err(StoreError::Rejected("some of these event ids are stored already, not all".into()));
         }
-        self.replayed(rows.iter().map(read_event).collect::<Result<_, _>>()?).await.map(Some)
+        crate::replayed(self, rows.iter().map(read_event).collect::<Result<_, _>>()?).await.map(Some)
     }
 
     /// Runs an execution inside `tx` without committing. A `replayed` result wrote
@@ -153,7 +149,7 @@ impl SqliteStore {
                 .await
                 .map_err(StoreError::from_sqlx)?;
             if !rows.is_empty() {
-                return self.replayed(rows.iter().map(read_event).collect::<Result<_, _>>()?).await;
+                return crate::replayed(self, rows.iter().map(read_event).collect::<Result<_, _>>()?).await;
             }
         }
         let loaded = Self::load_streams(tx, &keys).await?;
@@ -164,16 +160,6 @@ impl SqliteStore {
         let events = Self::write(tx, events, &credits).await?;
         let credits = if credits.is_empty() { states.into_iter().flatten().collect() } else { credits.into_iter().map(|c| c.credit).collect() };
         Ok(Committed { events, credits, replayed: false })
-    }
-
-    async fn replayed(&self, events: Vec<RecordedEvent>) -> Result<Committed, StoreError> {
-        let mut credits: Vec<Credit> = Vec::new();
-        for e in &events {
-            if !credits.iter().any(|c| c.billing_credit_id == e.billing_credit_id && c.site_id == e.site_id) {
-                credits.extend(self.load(e.site_id, e.billing_credit_id).await?);
-            }
-        }
-        Ok(Committed { events, credits, replayed: true })
     }
 }
 

@@ -66,10 +66,6 @@ impl PgStore {
             .map_err(|e| StoreError::Database(sqlx::Error::Migrate(Box::new(e))))
     }
 
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
     async fn lock_streams(
         tx: &mut Transaction<'_, Postgres>,
         keys: &[(Uuid, Uuid)],
@@ -152,7 +148,7 @@ impl PgStore {
         if rows.len() != event_ids.len() {
             return Err(StoreError::Rejected("some of these event ids are stored already, not all".into()));
         }
-        self.replayed(rows.iter().map(read_event).collect::<Result<_, _>>()?).await.map(Some)
+        crate::replayed(self, rows.iter().map(read_event).collect::<Result<_, _>>()?).await.map(Some)
     }
 
     /// Runs an execution inside `tx` without committing. A `replayed` result wrote nothing
@@ -164,16 +160,9 @@ impl PgStore {
         // Checked under the credits' locks: a concurrent run of the same command has
         // committed by now, or has not started writing.
         if let Some(command_id) = meta.command_id {
-            let rows = sqlx::query(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE site_id = $1 AND command_id = $2 ORDER BY position"
-            ))
-            .bind(site_id)
-            .bind(command_id)
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-            if !rows.is_empty() {
-                return self.replayed(rows.iter().map(read_event).collect::<Result<_, _>>()?).await;
+            let events = events_of_command(&mut **tx, site_id, command_id).await?;
+            if !events.is_empty() {
+                return crate::replayed(self, events).await;
             }
         }
         let states: Vec<Option<Credit>> = loaded.iter().map(|s| s.state.clone()).collect();
@@ -195,28 +184,11 @@ impl PgStore {
     /// The events a command wrote, if it was already applied.
     async fn command_applied(&self, site_id: Uuid, command_id: Option<Uuid>) -> Result<Option<Committed>, StoreError> {
         let Some(command_id) = command_id else { return Ok(None) };
-        let rows = sqlx::query(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE site_id = $1 AND command_id = $2 ORDER BY position"
-        ))
-        .bind(site_id)
-        .bind(command_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
-        if rows.is_empty() {
+        let events = events_of_command(&self.pool, site_id, command_id).await?;
+        if events.is_empty() {
             return Ok(None);
         }
-        self.replayed(rows.iter().map(read_event).collect::<Result<_, _>>()?).await.map(Some)
-    }
-
-    async fn replayed(&self, events: Vec<RecordedEvent>) -> Result<Committed, StoreError> {
-        let mut credits: Vec<Credit> = Vec::new();
-        for e in &events {
-            if !credits.iter().any(|c| c.billing_credit_id == e.billing_credit_id && c.site_id == e.site_id) {
-                credits.extend(self.load(e.site_id, e.billing_credit_id).await?);
-            }
-        }
-        Ok(Committed { events, credits, replayed: true })
+        crate::replayed(self, events).await.map(Some)
     }
 }
 
@@ -552,6 +524,21 @@ pub(crate) async fn upsert_projections(
     }
     qb.build().execute(conn).await.map_err(StoreError::from_sqlx)?;
     Ok(())
+}
+
+/// The events a command wrote, oldest first (none if it never ran).
+async fn events_of_command<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    site_id: Uuid,
+    command_id: Uuid,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE site_id = $1 AND command_id = $2 ORDER BY position"))
+        .bind(site_id)
+        .bind(command_id)
+        .fetch_all(executor)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+    rows.iter().map(read_event).collect()
 }
 
 fn parse_state(row: &PgRow) -> Result<Credit, StoreError> {
