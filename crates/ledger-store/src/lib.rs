@@ -21,6 +21,7 @@ use uuid::Uuid;
 pub mod chain;
 pub mod audit;
 pub mod commands;
+mod group;
 pub mod history;
 mod migrate;
 pub mod model;
@@ -225,7 +226,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Arc<dyn EventSto
     } else if url.starts_with("sqlite:") {
         let store = sqlite::SqliteStore::connect(url, max_connections).await?;
         store.migrate().await?;
-        Ok(Arc::new(store))
+        Ok(Arc::new(store.with_group_commit()))
     } else {
         Err(StoreError::Rejected(format!("unsupported DATABASE_URL scheme in {url:?}: use postgres:// or sqlite://")))
     }

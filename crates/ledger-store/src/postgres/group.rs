@@ -1,205 +1,51 @@
-//! Group commit: commands that arrive together share one transaction.
-//!
-//! A commit costs a WAL flush and a round trip per statement. One command alone takes
-//! five statements (lock, command-id check, insert, upsert, commit); a group of 64 takes
-//! the same five, each carrying every command's rows. Every command is still decided
-//! on its own against the credits as the commands before it in the group left them,
-//! and keeps its own result: a refused command adds nothing and the others commit.
-//!
-//! If the group's writes fail (a concurrent create of the same credit, a duplicate
-//! command), the transaction is rolled back and each command runs alone, so one bad
-//! command never fails its neighbours. Deciders are pure, so running one again is safe.
+//! Postgres's side of group commit (see [`crate::group`]): the group's credits are
+//! locked and loaded in one statement, its command ids checked in one, its events
+//! inserted in one per chunk, its projection rows and counters written in one each.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
 
-use ledger_domain::Credit;
+use async_trait::async_trait;
 use sqlx::{Postgres, QueryBuilder, Row, Transaction};
-use tokio::sync::{mpsc, oneshot, Mutex};
 use uuid::Uuid;
 
 use super::counts::CountDeltas;
 use super::{parse_txid, upsert_projections, PgStore};
-use crate::prepare::{now_micros, prepare, LoadedStream, PreparedCredit, PreparedEvent};
-use crate::{decision_to_appends, Committed, Execution, FeedCursor, RecordedEvent, StoreError};
+use crate::group::{group_command_ids, group_keys, plan, GroupBackend};
+use crate::prepare::{now_micros, PreparedCredit, PreparedEvent};
+use crate::{Committed, Execution, FeedCursor, RecordedEvent, StoreError};
 
-/// The most commands one group transaction carries.
-pub const GROUP_COMMANDS_MAX: usize = 64;
 /// Group writers working at once: one fills its group while another commits.
 pub const GROUP_WRITERS: usize = 2;
-/// Commands waiting for a writer before `execute` callers wait to enqueue.
-pub const GROUP_QUEUE_CAPACITY: usize = 4_096;
 /// Events per INSERT statement (15 bind parameters each, under Postgres's 65,535).
 const INSERT_EVENTS_MAX: usize = 2_000;
 
-type Reply = oneshot::Sender<Result<Committed, StoreError>>;
-
-/// The queue in front of the group writers.
-pub(crate) struct GroupCommit {
-    queue: mpsc::Sender<(Execution, Reply)>,
-}
-
-impl GroupCommit {
-    pub(crate) fn start(store: PgStore) -> Self {
-        let (queue, receiver) = mpsc::channel(GROUP_QUEUE_CAPACITY);
-        let receiver = Arc::new(Mutex::new(receiver));
-        for _ in 0..GROUP_WRITERS {
-            let (store, receiver) = (store.clone(), receiver.clone());
-            tokio::spawn(async move {
-                while let Some(group) = next_group(&receiver).await {
-                    store.commit_group(group).await;
-                }
-            });
-        }
-        Self { queue }
+#[async_trait]
+impl GroupBackend for PgStore {
+    async fn execute_alone(&self, execution: Execution) -> Result<Committed, StoreError> {
+        PgStore::execute_alone(self, execution).await
     }
 
-    pub(crate) async fn execute(&self, execution: Execution) -> Result<Committed, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.queue
-            .send((execution, reply))
-            .await
-            .map_err(|_| StoreError::Rejected("the store is shutting down".into()))?;
-        answer.await.map_err(|_| StoreError::Rejected("the group writer stopped".into()))?
-    }
-}
-
-/// Waits for one command, then takes whatever else is already queued, up to the max.
-async fn next_group(receiver: &Mutex<mpsc::Receiver<(Execution, Reply)>>) -> Option<Vec<(Execution, Reply)>> {
-    let mut receiver = receiver.lock().await;
-    let first = receiver.recv().await?;
-    let mut group = vec![first];
-    while group.len() < GROUP_COMMANDS_MAX {
-        match receiver.try_recv() {
-            Ok(job) => group.push(job),
-            Err(_) => break,
-        }
-    }
-    Some(group)
-}
-
-/// What became of one command of the group before the commit.
-enum Outcome {
-    /// Its events are `events[range]`; `credits` as they stood after them.
-    Appended { range: std::ops::Range<usize>, credits: Vec<Credit> },
-    /// Refused, or nothing to write: answered as is.
-    Done(Result<Committed, StoreError>),
-    /// Its command id was applied before: answered from the stored events after commit.
-    AlreadyApplied(Uuid, Uuid),
-}
-
-impl PgStore {
-    async fn commit_group(&self, group: Vec<(Execution, Reply)>) {
-        if group.len() == 1 {
-            let (execution, reply) = group.into_iter().next().expect("one");
-            let _ = reply.send(self.execute_alone(execution).await);
-            return;
-        }
-        let (executions, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
-        match self.try_group(&executions).await {
-            Ok(results) => {
-                for (reply, result) in replies.into_iter().zip(results) {
-                    let _ = reply.send(result);
-                }
-            }
-            Err(StoreError::Unavailable(e)) => {
-                let reason = e.to_string();
-                for reply in replies {
-                    let _ = reply.send(Err(StoreError::Unavailable(sqlx::Error::Protocol(reason.clone()))));
-                }
-            }
-            // The group could not be written as one: each command on its own.
-            Err(_) => {
-                for (execution, reply) in executions.into_iter().zip(replies) {
-                    let _ = reply.send(self.execute_alone(execution).await);
-                }
-            }
-        }
+    async fn command_applied(&self, site_id: Uuid, command_id: Uuid) -> Result<Option<Committed>, StoreError> {
+        PgStore::command_applied(self, site_id, Some(command_id)).await
     }
 
     async fn try_group(&self, executions: &[Execution]) -> Result<Vec<Result<Committed, StoreError>>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
-        let keys: BTreeSet<(Uuid, Uuid)> =
-            executions.iter().flat_map(|e| e.billing_credit_ids.iter().map(move |id| (e.site_id, *id))).collect();
-        let keys: Vec<_> = keys.into_iter().collect();
-        let mut streams: HashMap<(Uuid, Uuid), LoadedStream> =
-            Self::lock_streams(&mut tx, &keys).await?.into_iter().map(|s| ((s.site_id, s.billing_credit_id), s)).collect();
+        let streams = Self::lock_streams(&mut tx, &group_keys(executions)).await?;
+        let streams = streams.into_iter().map(|s| ((s.site_id, s.billing_credit_id), s)).collect();
         let applied = applied_commands(&mut tx, executions).await?;
-        let initial: HashMap<(Uuid, Uuid), Option<Credit>> = streams.iter().map(|(k, s)| (*k, s.state.clone())).collect();
+        let planned = plan(executions, streams, &applied, now_micros());
 
-        let recorded_at = now_micros();
-        let mut events: Vec<PreparedEvent> = Vec::new();
-        let mut finals: HashMap<(Uuid, Uuid), PreparedCredit> = HashMap::new();
-        let mut seen_commands: HashSet<Uuid> = HashSet::new();
-        let mut outcomes = Vec::with_capacity(executions.len());
-        for execution in executions {
-            let site_id = execution.site_id;
-            if let Some(command_id) = execution.meta.command_id {
-                if applied.contains(&(site_id, command_id)) || !seen_commands.insert(command_id) {
-                    outcomes.push(Outcome::AlreadyApplied(site_id, command_id));
-                    continue;
-                }
-            }
-            let ids = &execution.billing_credit_ids;
-            let loaded: Vec<LoadedStream> = ids.iter().map(|id| streams[&(site_id, *id)].clone()).collect();
-            let states: Vec<Option<Credit>> = loaded.iter().map(|s| s.state.clone()).collect();
-            let decided = match (execution.decide)(&states) {
-                Ok(decided) => decided,
-                Err(refused) => {
-                    outcomes.push(Outcome::Done(Err(refused)));
-                    continue;
-                }
-            };
-            let appends = decision_to_appends(site_id, &states, ids, decided, execution.meta.command_id);
-            let (new_events, credits) = match prepare(&loaded, &appends, &execution.meta, recorded_at) {
-                Ok(prepared) => prepared,
-                Err(refused) => {
-                    outcomes.push(Outcome::Done(Err(refused)));
-                    continue;
-                }
-            };
-            if new_events.is_empty() {
-                let unchanged = states.into_iter().flatten().collect();
-                outcomes.push(Outcome::Done(Ok(Committed { events: vec![], credits: unchanged, replayed: false })));
-                continue;
-            }
-            for credit in &credits {
-                let key = (credit.credit.site_id, credit.credit.billing_credit_id);
-                let stream = streams.get_mut(&key).expect("locked above");
-                stream.state = Some(credit.credit.clone());
-                stream.last_hash = credit.last_hash;
-                finals.insert(key, PreparedCredit { credit: credit.credit.clone(), last_hash: credit.last_hash });
-            }
-            let range = events.len()..events.len() + new_events.len();
-            events.extend(new_events);
-            outcomes.push(Outcome::Appended { range, credits: credits.into_iter().map(|c| c.credit).collect() });
-        }
-
-        let recorded = insert_events(&mut tx, events).await?;
-        let finals: Vec<PreparedCredit> = finals.into_values().collect();
-        upsert_projections(&mut tx, &finals, false).await?;
+        let recorded = insert_events(&mut tx, planned.events).await?;
         let mut deltas = CountDeltas::default();
-        for credit in &finals {
-            let key = (credit.credit.site_id, credit.credit.billing_credit_id);
-            deltas.record(initial[&key].as_ref(), &credit.credit);
+        for (before, after) in &planned.changed {
+            deltas.record(before.as_ref(), &after.credit);
         }
+        let finals: Vec<PreparedCredit> = planned.changed.into_iter().map(|(_, after)| after).collect();
+        upsert_projections(&mut tx, &finals, false).await?;
         deltas.apply(&mut tx).await?;
         tx.commit().await.map_err(StoreError::from_sqlx)?;
-
-        let mut results = Vec::with_capacity(outcomes.len());
-        for outcome in outcomes {
-            results.push(match outcome {
-                Outcome::Appended { range, credits } => {
-                    Ok(Committed { events: recorded[range].to_vec(), credits, replayed: false })
-                }
-                Outcome::Done(result) => result,
-                Outcome::AlreadyApplied(site_id, command_id) => self
-                    .command_applied(site_id, Some(command_id))
-                    .await
-                    .and_then(|c| c.ok_or(StoreError::Rejected("a repeated command has no events".into()))),
-            });
-        }
-        Ok(results)
+        Ok(self.answer(planned.outcomes, recorded).await)
     }
 }
 
@@ -208,8 +54,7 @@ async fn applied_commands(
     tx: &mut Transaction<'_, Postgres>,
     executions: &[Execution],
 ) -> Result<HashSet<(Uuid, Uuid)>, StoreError> {
-    let (sites, commands): (Vec<Uuid>, Vec<Uuid>) =
-        executions.iter().filter_map(|e| e.meta.command_id.map(|c| (e.site_id, c))).unzip();
+    let (sites, commands) = group_command_ids(executions);
     if commands.is_empty() {
         return Ok(HashSet::new());
     }

@@ -28,7 +28,7 @@ const EVENT_COLUMNS: &str = "position, txid::text AS txid, event_id, site_id, bi
 pub struct PgStore {
     pool: PgPool,
     /// Set once started: `execute` then goes through group commit.
-    group: Option<std::sync::Arc<group::GroupCommit>>,
+    group: Option<std::sync::Arc<crate::group::GroupCommit>>,
 }
 
 impl PgStore {
@@ -45,7 +45,7 @@ impl PgStore {
     /// Routes `execute` through group commit (see [`group`]): concurrent commands share
     /// transactions. Needs a Tokio runtime, where the group writers run.
     pub fn with_group_commit(mut self) -> Self {
-        self.group = Some(std::sync::Arc::new(group::GroupCommit::start(self.clone())));
+        self.group = Some(std::sync::Arc::new(crate::group::GroupCommit::start(self.clone(), group::GROUP_WRITERS)));
         self
     }
 

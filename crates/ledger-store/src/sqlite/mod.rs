@@ -1,7 +1,11 @@
 //! The embedded store on SQLite: one file, no server. One writer at a time (SQLite's own
 //! rule), so positions are in commit order and a plain position cursor is gap-safe.
 
+mod group;
+
+use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,12 +16,15 @@ use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 use uuid::Uuid;
 
 use crate::chain::GENESIS;
+use crate::group::GroupCommit;
 use crate::prepare::{check_distinct_streams, now_micros, prepare, scaled_amount, LoadedStream, PreparedCredit, PreparedEvent};
 use crate::query::{push_page, push_where};
 use crate::*;
 
 /// How long a writer waits for another process's write lock before giving up.
 pub const BUSY_TIMEOUT_MS: u64 = 5_000;
+/// Credits loaded per statement (two bind parameters each).
+const LOAD_KEYS_MAX: usize = 500;
 
 const EVENT_COLUMNS: &str = "position, event_id, site_id, billing_credit_id, version, event_type, schema_version, \
      payload, actor, command_id, correlation_id, causation_id, occurred_at, recorded_at, hash";
@@ -28,6 +35,8 @@ pub struct SqliteStore {
     /// than retrying SQLITE_BUSY.
     writer: SqlitePool,
     readers: SqlitePool,
+    /// Set once started: `execute` then goes through group commit.
+    group: Option<Arc<GroupCommit>>,
 }
 
 impl SqliteStore {
@@ -48,7 +57,15 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(StoreError::from_sqlx)?;
-        Ok(Self { writer, readers })
+        Ok(Self { writer, readers, group: None })
+    }
+
+    /// Routes `execute` through group commit (see [`crate::group`]): concurrent commands
+    /// share transactions. One group writer, as there is one write connection. Needs a
+    /// Tokio runtime, where the writer runs.
+    pub fn with_group_commit(mut self) -> Self {
+        self.group = Some(Arc::new(GroupCommit::start(self.clone(), 1)));
+        self
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
@@ -64,21 +81,28 @@ impl SqliteStore {
         self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(StoreError::from_sqlx)
     }
 
+    /// Loads the credits' rows, one statement per chunk of keys.
     async fn load_streams(tx: &mut Transaction<'_, Sqlite>, keys: &[(Uuid, Uuid)]) -> Result<Vec<LoadedStream>, StoreError> {
-        let mut loaded = Vec::with_capacity(keys.len());
-        for &(site_id, billing_credit_id) in keys {
-            let row = sqlx::query("SELECT state, last_hash FROM billing_credits WHERE site_id = ? AND billing_credit_id = ?")
-                .bind(site_id)
-                .bind(billing_credit_id)
-                .fetch_optional(&mut **tx)
-                .await
-                .map_err(StoreError::from_sqlx)?;
-            loaded.push(match row {
-                Some(row) => LoadedStream { site_id, billing_credit_id, state: Some(parse_state(&row)?), last_hash: hash_of(&row, "last_hash")? },
-                None => LoadedStream { site_id, billing_credit_id, state: None, last_hash: GENESIS },
-            });
+        let mut found: HashMap<(Uuid, Uuid), LoadedStream> = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(LOAD_KEYS_MAX) {
+            // An OR of equalities (no row-value IN, no leading `false OR`, which both make
+            // SQLite scan the table): it searches the primary key for each.
+            let mut qb = QueryBuilder::<Sqlite>::new("SELECT site_id, billing_credit_id, state, last_hash FROM billing_credits WHERE ");
+            for (i, &(site_id, billing_credit_id)) in chunk.iter().enumerate() {
+                qb.push(if i == 0 { "(site_id = " } else { " OR (site_id = " }).push_bind(site_id).push(" AND billing_credit_id = ").push_bind(billing_credit_id).push(")");
+            }
+            for row in qb.build().fetch_all(&mut **tx).await.map_err(StoreError::from_sqlx)? {
+                let (site_id, billing_credit_id) = (row.get("site_id"), row.get("billing_credit_id"));
+                let stream = LoadedStream { site_id, billing_credit_id, state: Some(parse_state(&row)?), last_hash: hash_of(&row, "last_hash")? };
+                found.insert((site_id, billing_credit_id), stream);
+            }
         }
-        Ok(loaded)
+        Ok(keys
+            .iter()
+            .map(|&(site_id, billing_credit_id)| {
+                found.remove(&(site_id, billing_credit_id)).unwrap_or(LoadedStream { site_id, billing_credit_id, state: None, last_hash: GENESIS })
+            })
+            .collect())
     }
 
     async fn write(
@@ -86,34 +110,7 @@ impl SqliteStore {
         events: Vec<PreparedEvent>,
         credits: &[PreparedCredit],
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let mut recorded = Vec::with_capacity(events.len());
-        for e in events {
-            let r = e.record;
-            let position: i64 = sqlx::query(
-                "INSERT INTO events (event_id, site_id, billing_credit_id, version, event_type, schema_version, payload, \
-                 actor, command_id, correlation_id, causation_id, occurred_at, recorded_at, hash) \
-                 VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING position",
-            )
-            .bind(r.event_id)
-            .bind(r.site_id)
-            .bind(r.billing_credit_id)
-            .bind(r.version as i64)
-            .bind(r.event.event_type())
-            .bind(i64::from(r.schema_version))
-            .bind(&e.payload)
-            .bind(&r.actor)
-            .bind(r.command_id)
-            .bind(r.correlation_id)
-            .bind(r.causation_id)
-            .bind(r.occurred_at.timestamp_micros())
-            .bind(r.recorded_at.timestamp_micros())
-            .bind(&r.hash[..])
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(map_write_error)?
-            .get(0);
-            recorded.push(RecordedEvent { position, cursor: FeedCursor { txid: 0, position }, ..r });
-        }
+        let recorded = group::insert_events(tx, events).await?;
         upsert_projections(tx, credits, false).await?;
         Ok(recorded)
     }
@@ -135,6 +132,25 @@ impl SqliteStore {
         crate::replayed(self, rows.iter().map(read_event).collect::<Result<_, _>>()?).await.map(Some)
     }
 
+    /// One command in its own transaction.
+    async fn execute_alone(&self, execution: Execution) -> Result<Committed, StoreError> {
+        let mut tx = self.begin().await?;
+        let committed = self.execute_in(&mut tx, execution).await?;
+        if !committed.replayed {
+            tx.commit().await.map_err(StoreError::from_sqlx)?;
+        }
+        Ok(committed)
+    }
+
+    /// The events a command wrote, if it was already applied.
+    async fn command_applied(&self, site_id: Uuid, command_id: Uuid) -> Result<Option<Committed>, StoreError> {
+        let events = events_of_command(&self.readers, site_id, command_id).await?;
+        if events.is_empty() {
+            return Ok(None);
+        }
+        crate::replayed(self, events).await.map(Some)
+    }
+
     /// Runs an execution inside `tx` without committing. A `replayed` result wrote
     /// nothing: the caller must not commit it.
     async fn execute_in(&self, tx: &mut Transaction<'static, Sqlite>, execution: Execution) -> Result<Committed, StoreError> {
@@ -142,14 +158,9 @@ impl SqliteStore {
         let keys: Vec<_> = ids.iter().map(|id| (site_id, *id)).collect();
         // Checked under the write lock: a concurrent duplicate waits, then sees ours.
         if let Some(command_id) = meta.command_id {
-            let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE site_id = ? AND command_id = ? ORDER BY position"))
-                .bind(site_id)
-                .bind(command_id)
-                .fetch_all(&mut **tx)
-                .await
-                .map_err(StoreError::from_sqlx)?;
-            if !rows.is_empty() {
-                return crate::replayed(self, rows.iter().map(read_event).collect::<Result<_, _>>()?).await;
+            let events = events_of_command(&mut **tx, site_id, command_id).await?;
+            if !events.is_empty() {
+                return crate::replayed(self, events).await;
             }
         }
         let loaded = Self::load_streams(tx, &keys).await?;
@@ -196,12 +207,10 @@ impl EventStore for SqliteStore {
     }
 
     async fn execute(&self, execution: Execution) -> Result<Committed, StoreError> {
-        let mut tx = self.begin().await?;
-        let committed = self.execute_in(&mut tx, execution).await?;
-        if !committed.replayed {
-            tx.commit().await.map_err(StoreError::from_sqlx)?;
+        match &self.group {
+            Some(group) => group.execute(execution).await,
+            None => self.execute_alone(execution).await,
         }
-        Ok(committed)
     }
 
     async fn execute_idempotent(
@@ -468,6 +477,20 @@ pub(crate) async fn upsert_projections(
     }
     qb.build().execute(conn).await.map_err(StoreError::from_sqlx)?;
     Ok(())
+}
+
+async fn events_of_command<'e>(
+    executor: impl sqlx::SqliteExecutor<'e>,
+    site_id: Uuid,
+    command_id: Uuid,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE site_id = ? AND command_id = ? ORDER BY position"))
+        .bind(site_id)
+        .bind(command_id)
+        .fetch_all(executor)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+    rows.iter().map(read_event).collect()
 }
 
 fn parse_state(row: &SqliteRow) -> Result<Credit, StoreError> {
