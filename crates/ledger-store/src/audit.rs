@@ -16,10 +16,26 @@ pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
 /// The most findings `verify` reports; it counts the rest.
 pub const FINDINGS_MAX: usize = 100;
 
+/// Bounds a replay keeps to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReplayLimits {
+    /// The most credits folded in memory at once by a full rebuild (Postgres); more
+    /// credits than this are rebuilt in several passes.
+    pub credits_in_memory_max: usize,
+}
+
+impl Default for ReplayLimits {
+    fn default() -> Self {
+        Self { credits_in_memory_max: crate::postgres::REBUILD_CREDITS_IN_MEMORY_MAX }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplayReport {
     pub events: u64,
     pub credits: u64,
+    /// Reads of the events it took (more than one when the credits did not fit in memory).
+    pub passes: u32,
     pub elapsed: Duration,
 }
 
@@ -98,7 +114,17 @@ impl<'a> EventScan<'a> {
 
 /// Rebuilds the projection of every credit (of one site, or all) from its events.
 /// Safe beside live writers: a rebuilt row never replaces a newer one.
-pub async fn replay(store: &dyn EventStore, site_id: Option<Uuid>, progress: Progress<'_>) -> Result<ReplayReport, StoreError> {
+pub async fn replay(
+    store: &dyn EventStore,
+    site_id: Option<Uuid>,
+    limits: ReplayLimits,
+    progress: Progress<'_>,
+) -> Result<ReplayReport, StoreError> {
+    if site_id.is_none() {
+        if let Some(report) = store.rebuild_projections(limits, progress).await? {
+            return Ok(report);
+        }
+    }
     let started = Instant::now();
     let mut scan = EventScan::new(store, site_id);
     let (mut events, mut credits) = (0u64, 0u64);
@@ -140,7 +166,7 @@ pub async fn replay(store: &dyn EventStore, site_id: Option<Uuid>, progress: Pro
     }
     store.put_projections(pending).await?;
     store.recount(site_id).await?;
-    Ok(ReplayReport { events, credits, elapsed: started.elapsed() })
+    Ok(ReplayReport { events, credits, passes: 1, elapsed: started.elapsed() })
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -204,6 +204,17 @@ pub trait EventStore: Send + Sync + 'static {
     async fn put_projections(&self, rows: Vec<(Credit, [u8; 32])>) -> Result<(), StoreError>;
 
     /// Rebuilds any derived counters from the projection (after a replay).
+    /// Rebuilds every projection row from the events, faster than the paged replay,
+    /// where the backend knows how (Postgres: a fresh table swapped in); `None` where
+    /// it does not, and the caller replays page by page.
+    async fn rebuild_projections(
+        &self,
+        _limits: audit::ReplayLimits,
+        _progress: audit::Progress<'_>,
+    ) -> Result<Option<audit::ReplayReport>, StoreError> {
+        Ok(None)
+    }
+
     async fn recount(&self, _site_id: Option<Uuid>) -> Result<(), StoreError> {
         Ok(())
     }

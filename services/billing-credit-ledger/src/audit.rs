@@ -8,7 +8,7 @@ use ledger_http::dto::LedgerEvent;
 use ledger_store::{audit, FeedCursor, READ_LIMIT_MAX};
 use uuid::Uuid;
 
-use crate::cli::{Common, ExportArgs};
+use crate::cli::{Common, ExportArgs, ReplayArgs};
 use crate::serve::open_store;
 
 fn spinner(what: &str) -> ProgressBar {
@@ -19,17 +19,20 @@ fn spinner(what: &str) -> ProgressBar {
     bar
 }
 
-pub async fn replay(common: &Common, site: Option<Uuid>) -> anyhow::Result<()> {
+pub async fn replay(common: &Common, args: &ReplayArgs) -> anyhow::Result<()> {
     let store = open_store(common).await?;
     let bar = spinner("replay");
-    let report = audit::replay(store.as_ref(), site, &|n| bar.set_message(format!("replay: {n} events"))).await?;
+    let limits = audit::ReplayLimits { credits_in_memory_max: args.credits_in_memory_max.max(1) };
+    let report = audit::replay(store.as_ref(), args.site, limits, &|n| bar.set_message(format!("replay: {n} events"))).await?;
     bar.finish_and_clear();
     let rate = report.events as f64 / report.elapsed.as_secs_f64().max(1e-9);
     println!(
-        "replayed {} events into {} credits in {:.2}s ({rate:.0} events/s)",
+        "replayed {} events into {} credits in {:.2}s ({rate:.0} events/s), {} pass{}",
         report.events,
         report.credits,
-        report.elapsed.as_secs_f64()
+        report.elapsed.as_secs_f64(),
+        report.passes,
+        if report.passes == 1 { "" } else { "es" }
     );
     Ok(())
 }

@@ -25,13 +25,25 @@ pub enum Command {
     /// Mint a signed dev token (HS256, with the configured or generated secret).
     Token(TokenArgs),
     /// Rebuild projections from the events (all sites, or one). Safe beside a running
-    /// service: a rebuilt row never replaces a newer one.
-    Replay(SiteArg),
+    /// service: a rebuilt row never replaces a newer one. On Postgres, all sites at once
+    /// are rebuilt into a fresh table that is swapped in (writers wait for the swap only).
+    Replay(ReplayArgs),
     /// Recompute every hash chain and compare every projection row with the replay of
     /// its events. Exits non-zero on any mismatch, naming the first ones.
     Verify(SiteArg),
     /// Write one site's events as JSON lines to stdout, oldest first, in constant memory.
     Export(ExportArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    /// Only this site.
+    #[arg(long)]
+    pub site: Option<uuid::Uuid>,
+    /// The most credits folded in memory at once when rebuilding every site on Postgres
+    /// (about 1.5 KiB each); more are rebuilt in several passes over the events.
+    #[arg(long, env = "REPLAY_CREDITS_IN_MEMORY_MAX", default_value_t = ledger_store::postgres::REBUILD_CREDITS_IN_MEMORY_MAX)]
+    pub credits_in_memory_max: usize,
 }
 
 #[derive(Debug, Clone, Args)]

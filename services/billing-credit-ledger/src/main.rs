@@ -24,7 +24,7 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Token(args) => token::run(&cli.common, &args),
-            Command::Replay(args) => audit::replay(&cli.common, args.site).await,
+            Command::Replay(args) => audit::replay(&cli.common, &args).await,
             Command::Verify(args) => audit::verify(&cli.common, args.site).await,
             Command::Export(args) => audit::export(&cli.common, &args).await,
         }

@@ -2,6 +2,9 @@
 
 mod counts;
 mod group;
+mod rebuild;
+
+pub use rebuild::REBUILD_CREDITS_IN_MEMORY_MAX;
 
 use std::time::Duration;
 
@@ -424,10 +427,15 @@ impl EventStore for PgStore {
     async fn put_projections(&self, rows: Vec<(Credit, [u8; 32])>) -> Result<(), StoreError> {
         let rows: Vec<PreparedCredit> = rows.into_iter().map(|(credit, last_hash)| PreparedCredit { credit, last_hash }).collect();
         let mut conn = self.pool.acquire().await.map_err(StoreError::from_sqlx)?;
-        for chunk in rows.chunks(PROJECTION_BATCH_MAX) {
-            upsert_projections(&mut conn, chunk, true).await?;
-        }
-        Ok(())
+        upsert_projections(&mut conn, &rows, true).await
+    }
+
+    async fn rebuild_projections(
+        &self,
+        limits: crate::audit::ReplayLimits,
+        progress: crate::audit::Progress<'_>,
+    ) -> Result<Option<crate::audit::ReplayReport>, StoreError> {
+        self.rebuild_all(limits.credits_in_memory_max, progress).await.map(Some)
     }
 
     async fn recount(&self, site_id: Option<Uuid>) -> Result<(), StoreError> {
@@ -463,66 +471,71 @@ fn map_write_error(err: sqlx::Error) -> StoreError {
     StoreError::from_sqlx(err)
 }
 
-/// Writes projection rows. `only_forward`: never replace a row with an older version
-/// (replay runs beside live writers and must not undo their work).
+/// Every projection column, as written.
+const PROJECTION_COLUMNS: &str = "site_id, billing_credit_id, version, last_hash, deleted, expired, credit_type, \
+     is_active, wellness_plan_id, wellness_plan_benefit_id, wellness_plan_membership_id, \
+     wellness_plan_membership_cycle_id, wellness_plan_membership_status_period_id, start_date, end_date, \
+     created_at, updated_at, total_amount, used_amount, wasted_amount, remaining_amount, state";
+
+/// An upsert's SET list: every projection column from the proposed row.
+const PROJECTION_SET_EXCLUDED: &str = "version = EXCLUDED.version, \
+     last_hash = EXCLUDED.last_hash, deleted = EXCLUDED.deleted, expired = EXCLUDED.expired, \
+     credit_type = EXCLUDED.credit_type, is_active = EXCLUDED.is_active, wellness_plan_id = EXCLUDED.wellness_plan_id, \
+     wellness_plan_benefit_id = EXCLUDED.wellness_plan_benefit_id, \
+     wellness_plan_membership_id = EXCLUDED.wellness_plan_membership_id, \
+     wellness_plan_membership_cycle_id = EXCLUDED.wellness_plan_membership_cycle_id, \
+     wellness_plan_membership_status_period_id = EXCLUDED.wellness_plan_membership_status_period_id, \
+     start_date = EXCLUDED.start_date, end_date = EXCLUDED.end_date, created_at = EXCLUDED.created_at, \
+     updated_at = EXCLUDED.updated_at, total_amount = EXCLUDED.total_amount, used_amount = EXCLUDED.used_amount, \
+     wasted_amount = EXCLUDED.wasted_amount, remaining_amount = EXCLUDED.remaining_amount, state = EXCLUDED.state";
+
+/// Projection rows per INSERT statement (22 bind parameters each, under 65,535).
+pub(crate) const PROJECTION_ROWS_PER_INSERT_MAX: usize = 2_000;
+
+/// Writes projection rows into `billing_credits`, in statements of at most
+/// PROJECTION_ROWS_PER_INSERT_MAX rows. `only_forward`: never replace a row with an
+/// older version (replay runs beside live writers and must not undo their work).
 pub(crate) async fn upsert_projections(
     conn: &mut sqlx::PgConnection,
     rows: &[PreparedCredit],
     only_forward: bool,
 ) -> Result<(), StoreError> {
-    if rows.is_empty() {
-        return Ok(());
+    for chunk in rows.chunks(PROJECTION_ROWS_PER_INSERT_MAX) {
+        let states: Vec<String> = chunk.iter().map(|p| serde_json::to_string(&p.credit).expect("credits serialize")).collect();
+        let mut qb = QueryBuilder::<Postgres>::new(format!("INSERT INTO billing_credits ({PROJECTION_COLUMNS}) "));
+        qb.push_values(chunk.iter().zip(&states), |mut b, (p, state)| {
+            let c = &p.credit;
+            let d = &c.details;
+            b.push_bind(c.site_id)
+                .push_bind(c.billing_credit_id)
+                .push_bind(c.version as i64)
+                .push_bind(&p.last_hash[..])
+                .push_bind(c.deleted)
+                .push_bind(c.expired)
+                .push_bind(d.credit_type.as_str())
+                .push_bind(c.is_active)
+                .push_bind(d.wellness_plan_id)
+                .push_bind(d.wellness_plan_benefit_id)
+                .push_bind(d.wellness_plan_membership_id)
+                .push_bind(d.wellness_plan_membership_cycle_id)
+                .push_bind(d.wellness_plan_membership_status_period_id)
+                .push_bind(d.start_date)
+                .push_bind(d.end_date)
+                .push_bind(c.created_at)
+                .push_bind(c.updated_at)
+                .push_bind(c.total_amount)
+                .push_bind(c.used_amount)
+                .push_bind(c.wasted_amount)
+                .push_bind(c.remaining_amount())
+                .push_bind(state)
+                .push_unseparated("::json");
+        });
+        qb.push(format!(" ON CONFLICT (site_id, billing_credit_id) DO UPDATE SET {PROJECTION_SET_EXCLUDED}"));
+        if only_forward {
+            qb.push(" WHERE billing_credits.version <= EXCLUDED.version");
+        }
+        qb.build().execute(&mut *conn).await.map_err(StoreError::from_sqlx)?;
     }
-    let states: Vec<String> = rows.iter().map(|p| serde_json::to_string(&p.credit).expect("credits serialize")).collect();
-    let mut qb = QueryBuilder::<Postgres>::new(
-        "INSERT INTO billing_credits (site_id, billing_credit_id, version, last_hash, deleted, expired, credit_type, \
-         is_active, wellness_plan_id, wellness_plan_benefit_id, wellness_plan_membership_id, \
-         wellness_plan_membership_cycle_id, wellness_plan_membership_status_period_id, start_date, end_date, \
-         created_at, updated_at, total_amount, used_amount, wasted_amount, remaining_amount, state) ",
-    );
-    qb.push_values(rows.iter().zip(&states), |mut b, (p, state)| {
-        let c = &p.credit;
-        let d = &c.details;
-        b.push_bind(c.site_id)
-            .push_bind(c.billing_credit_id)
-            .push_bind(c.version as i64)
-            .push_bind(&p.last_hash[..])
-            .push_bind(c.deleted)
-            .push_bind(c.expired)
-            .push_bind(d.credit_type.as_str())
-            .push_bind(c.is_active)
-            .push_bind(d.wellness_plan_id)
-            .push_bind(d.wellness_plan_benefit_id)
-            .push_bind(d.wellness_plan_membership_id)
-            .push_bind(d.wellness_plan_membership_cycle_id)
-            .push_bind(d.wellness_plan_membership_status_period_id)
-            .push_bind(d.start_date)
-            .push_bind(d.end_date)
-            .push_bind(c.created_at)
-            .push_bind(c.updated_at)
-            .push_bind(c.total_amount)
-            .push_bind(c.used_amount)
-            .push_bind(c.wasted_amount)
-            .push_bind(c.remaining_amount())
-            .push_bind(state)
-            .push_unseparated("::json");
-    });
-    qb.push(
-        " ON CONFLICT (site_id, billing_credit_id) DO UPDATE SET version = EXCLUDED.version, \
-         last_hash = EXCLUDED.last_hash, deleted = EXCLUDED.deleted, expired = EXCLUDED.expired, \
-         credit_type = EXCLUDED.credit_type, is_active = EXCLUDED.is_active, wellness_plan_id = EXCLUDED.wellness_plan_id, \
-         wellness_plan_benefit_id = EXCLUDED.wellness_plan_benefit_id, \
-         wellness_plan_membership_id = EXCLUDED.wellness_plan_membership_id, \
-         wellness_plan_membership_cycle_id = EXCLUDED.wellness_plan_membership_cycle_id, \
-         wellness_plan_membership_status_period_id = EXCLUDED.wellness_plan_membership_status_period_id, \
-         start_date = EXCLUDED.start_date, end_date = EXCLUDED.end_date, created_at = EXCLUDED.created_at, \
-         updated_at = EXCLUDED.updated_at, total_amount = EXCLUDED.total_amount, used_amount = EXCLUDED.used_amount, \
-         wasted_amount = EXCLUDED.wasted_amount, remaining_amount = EXCLUDED.remaining_amount, state = EXCLUDED.state",
-    );
-    if only_forward {
-        qb.push(" WHERE billing_credits.version <= EXCLUDED.version");
-    }
-    qb.build().execute(conn).await.map_err(StoreError::from_sqlx)?;
     Ok(())
 }
 
