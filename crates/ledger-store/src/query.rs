@@ -34,20 +34,49 @@ where
     }
 }
 
-/// Appends the ORDER BY, LIMIT and OFFSET of a page. The id breaks ties, so pages
-/// never overlap or skip rows that share a sort value.
-pub(crate) fn push_page<'a, DB>(qb: &mut QueryBuilder<'a, DB>, query: &ListQuery)
+/// Appends `SELECT <columns> FROM billing_credits` for one page of `query`: filtered,
+/// sorted (the id breaks ties, so pages never overlap or skip rows that share a sort
+/// value), limited and offset.
+///
+/// endDate, the one nullable sort, puts credits without one last in both directions.
+/// One `ORDER BY end_date DESC NULLS LAST` cannot be read off an ascending index (its
+/// backward scan gives nulls first), so that page is the ordered union of two index
+/// reads: the dated credits in the asked order, then the undated ones, each cut at the
+/// end of the page.
+pub(crate) fn push_page_select<'a, DB>(qb: &mut QueryBuilder<'a, DB>, columns: &str, site_id: Uuid, query: &'a ListQuery)
+where
+    DB: Database,
+    Uuid: Encode<'a, DB> + Type<DB>,
+    bool: Encode<'a, DB> + Type<DB>,
+    &'a str: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+{
+    let dir = query.sort_order.sql();
+    let col = query.sort_by.column();
+    if !query.sort_by.nullable() {
+        qb.push(format_args!("SELECT {columns} FROM billing_credits"));
+        push_where(qb, site_id, &query.filter);
+        qb.push(format_args!(" ORDER BY {col} {dir}, billing_credit_id {dir}"));
+        push_limit(qb, query.page_size, query.offset());
+        return;
+    }
+    let end_of_page = query.offset() + i64::from(query.page_size);
+    qb.push(format_args!("SELECT {columns} FROM (SELECT * FROM (SELECT state, {col}, billing_credit_id, 0 AS undated FROM billing_credits"));
+    push_where(qb, site_id, &query.filter);
+    qb.push(format_args!(" AND {col} IS NOT NULL ORDER BY {col} {dir}, billing_credit_id {dir} LIMIT "));
+    qb.push_bind(end_of_page);
+    qb.push(format_args!(") dated UNION ALL SELECT * FROM (SELECT state, {col}, billing_credit_id, 1 AS undated FROM billing_credits"));
+    push_where(qb, site_id, &query.filter);
+    qb.push(format_args!(" AND {col} IS NULL ORDER BY billing_credit_id {dir} LIMIT "));
+    qb.push_bind(end_of_page);
+    qb.push(format_args!(") undated) page ORDER BY undated, {col} {dir}, billing_credit_id {dir}"));
+    push_limit(qb, query.page_size, query.offset());
+}
+
+fn push_limit<'a, DB>(qb: &mut QueryBuilder<'a, DB>, page_size: u32, offset: i64)
 where
     DB: Database,
     i64: Encode<'a, DB> + Type<DB>,
 {
-    let dir = query.sort_order.sql();
-    // Only endDate can be null. Saying NULLS LAST on a NOT NULL column would stop
-    // Postgres from reading a descending page off its ascending index.
-    let nulls = if query.sort_by.nullable() { " NULLS LAST" } else { "" };
-    qb.push(format_args!(
-        " ORDER BY {col} {dir}{nulls}, billing_credit_id {dir} LIMIT ",
-        col = query.sort_by.column()
-    ));
-    qb.push_bind(i64::from(query.page_size)).push(" OFFSET ").push_bind(query.offset());
+    qb.push(" LIMIT ").push_bind(i64::from(page_size)).push(" OFFSET ").push_bind(offset);
 }

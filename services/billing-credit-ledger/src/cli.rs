@@ -41,7 +41,7 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub site: Option<uuid::Uuid>,
     /// The most credits folded in memory at once when rebuilding every site on Postgres
-    /// (about 1.5 KiB each); more are rebuilt in several passes over the events.
+    /// (about 2.3 KiB each); more are rebuilt in several passes over the events.
     #[arg(long, env = "REPLAY_CREDITS_IN_MEMORY_MAX", default_value_t = ledger_store::postgres::REBUILD_CREDITS_IN_MEMORY_MAX)]
     pub credits_in_memory_max: usize,
 }

@@ -6,7 +6,12 @@ use uuid::Uuid;
 
 use crate::helpers::*;
 
-ledger_store::backend_tests!(every_filter_selects_its_credits, every_sort_orders_both_ways, paging_edges);
+ledger_store::backend_tests!(
+    every_filter_selects_its_credits,
+    every_sort_orders_both_ways,
+    end_date_puts_undated_credits_last_both_ways_across_pages,
+    paging_edges
+);
 
 async fn ids(app: &TestApp, query: &str) -> Vec<String> {
     let response = app.list(query).await;
@@ -72,6 +77,39 @@ async fn every_sort_orders_both_ways(backend: Backend) {
         let mut desc = asc;
         desc.reverse();
         assert_eq!(ids(&app, &format!("sortBy={field}&sortOrder=desc")).await, in_order(&desc), "{field} desc");
+    }
+}
+
+async fn end_date_puts_undated_credits_last_both_ways_across_pages(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let plan = Uuid::new_v4();
+    let (mut dated, mut undated) = (Vec::new(), Vec::new());
+    for i in 1..=5u32 {
+        let mut body = visits(1);
+        body["wellnessPlanId"] = json!(plan);
+        body["endDate"] = json!(format!("2026-02-0{i}"));
+        dated.push(app.create(body).await["billingCreditId"].as_str().unwrap().to_string());
+        let mut body = visits(1);
+        body["wellnessPlanId"] = json!(plan);
+        undated.push(app.create(body).await["billingCreditId"].as_str().unwrap().to_string());
+    }
+    app.create(visits(1)).await; // another plan's
+    undated.sort();
+    for order in ["asc", "desc"] {
+        let mut expected = dated.clone();
+        let mut last = undated.clone();
+        if order == "desc" {
+            expected.reverse();
+            last.reverse();
+        }
+        expected.extend(last);
+        // Pages of 3 cross from dated to undated inside page 1.
+        let mut seen = Vec::new();
+        for page in 0..4 {
+            seen.extend(ids(&app, &format!("wellnessPlanId={plan}&sortBy=endDate&sortOrder={order}&page={page}&pageSize=3")).await);
+        }
+        assert_eq!(seen, expected, "{order}");
+        assert_eq!(ids(&app, &format!("sortBy=endDate&sortOrder={order}&pageSize=100")).await.len(), 11);
     }
 }
 

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::chain::GENESIS;
 use crate::prepare::{check_distinct_streams, now_micros, prepare, LoadedStream, PreparedCredit, PreparedEvent};
-use crate::query::{push_page, push_where};
+use crate::query::{push_page_select, push_where};
 use crate::*;
 
 /// How long a request waits for a pooled connection before the store counts as unavailable.
@@ -366,9 +366,8 @@ impl EventStore for PgStore {
             }
         };
         drop(conn);
-        let mut page = QueryBuilder::<Postgres>::new("SELECT state::text AS state FROM billing_credits");
-        push_where(&mut page, site_id, &query.filter);
-        push_page(&mut page, query);
+        let mut page = QueryBuilder::<Postgres>::default();
+        push_page_select(&mut page, "state::text AS state", site_id, query);
         let rows = page.build().fetch_all(&self.pool).await.map_err(StoreError::from_sqlx)?;
         let credits = rows.iter().map(parse_state).collect::<Result<_, _>>()?;
         Ok(CreditPage { credits, total })

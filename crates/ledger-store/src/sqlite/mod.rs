@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::chain::GENESIS;
 use crate::group::GroupCommit;
 use crate::prepare::{check_distinct_streams, now_micros, prepare, scaled_amount, LoadedStream, PreparedCredit, PreparedEvent};
-use crate::query::{push_page, push_where};
+use crate::query::{push_page_select, push_where};
 use crate::*;
 
 /// How long a writer waits for another process's write lock before giving up.
@@ -329,9 +329,8 @@ impl EventStore for SqliteStore {
         let mut count = QueryBuilder::<Sqlite>::new("SELECT count(*) FROM billing_credits");
         push_where(&mut count, site_id, &query.filter);
         let total: i64 = count.build().fetch_one(&self.readers).await.map_err(StoreError::from_sqlx)?.get(0);
-        let mut page = QueryBuilder::<Sqlite>::new("SELECT state FROM billing_credits");
-        push_where(&mut page, site_id, &query.filter);
-        push_page(&mut page, query);
+        let mut page = QueryBuilder::<Sqlite>::default();
+        push_page_select(&mut page, "state", site_id, query);
         let rows = page.build().fetch_all(&self.readers).await.map_err(StoreError::from_sqlx)?;
         let credits = rows.iter().map(parse_state).collect::<Result<_, _>>()?;
         Ok(CreditPage { credits, total: total as u64 })
