@@ -5,6 +5,24 @@ use uuid::Uuid;
 
 use crate::model::{CreditFilter, ListQuery};
 
+/// Every projection column, as both backends write them.
+pub(crate) const PROJECTION_COLUMNS: &str = "site_id, billing_credit_id, version, last_hash, deleted, expired, credit_type, \
+     is_active, wellness_plan_id, wellness_plan_benefit_id, wellness_plan_membership_id, \
+     wellness_plan_membership_cycle_id, wellness_plan_membership_status_period_id, start_date, end_date, \
+     created_at, updated_at, total_amount, used_amount, wasted_amount, remaining_amount, state";
+
+/// An upsert's SET list: every projection column from the proposed row.
+pub(crate) const PROJECTION_SET_EXCLUDED: &str = "version = EXCLUDED.version, \
+     last_hash = EXCLUDED.last_hash, deleted = EXCLUDED.deleted, expired = EXCLUDED.expired, \
+     credit_type = EXCLUDED.credit_type, is_active = EXCLUDED.is_active, wellness_plan_id = EXCLUDED.wellness_plan_id, \
+     wellness_plan_benefit_id = EXCLUDED.wellness_plan_benefit_id, \
+     wellness_plan_membership_id = EXCLUDED.wellness_plan_membership_id, \
+     wellness_plan_membership_cycle_id = EXCLUDED.wellness_plan_membership_cycle_id, \
+     wellness_plan_membership_status_period_id = EXCLUDED.wellness_plan_membership_status_period_id, \
+     start_date = EXCLUDED.start_date, end_date = EXCLUDED.end_date, created_at = EXCLUDED.created_at, \
+     updated_at = EXCLUDED.updated_at, total_amount = EXCLUDED.total_amount, used_amount = EXCLUDED.used_amount, \
+     wasted_amount = EXCLUDED.wasted_amount, remaining_amount = EXCLUDED.remaining_amount, state = EXCLUDED.state";
+
 /// Appends `WHERE site_id = ? AND NOT deleted AND <filters>` to `qb`.
 pub(crate) fn push_where<'a, DB>(qb: &mut QueryBuilder<'a, DB>, site_id: Uuid, filter: &'a CreditFilter)
 where

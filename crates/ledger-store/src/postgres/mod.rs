@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::chain::GENESIS;
 use crate::prepare::{check_distinct_streams, now_micros, prepare, LoadedStream, PreparedCredit, PreparedEvent};
-use crate::query::{push_page_select, push_where};
+use crate::query::{push_page_select, push_where, PROJECTION_COLUMNS, PROJECTION_SET_EXCLUDED};
 use crate::*;
 
 /// How long a request waits for a pooled connection before the store counts as unavailable.
@@ -469,24 +469,6 @@ fn map_write_error(err: sqlx::Error) -> StoreError {
     }
     StoreError::from_sqlx(err)
 }
-
-/// Every projection column, as written.
-const PROJECTION_COLUMNS: &str = "site_id, billing_credit_id, version, last_hash, deleted, expired, credit_type, \
-     is_active, wellness_plan_id, wellness_plan_benefit_id, wellness_plan_membership_id, \
-     wellness_plan_membership_cycle_id, wellness_plan_membership_status_period_id, start_date, end_date, \
-     created_at, updated_at, total_amount, used_amount, wasted_amount, remaining_amount, state";
-
-/// An upsert's SET list: every projection column from the proposed row.
-const PROJECTION_SET_EXCLUDED: &str = "version = EXCLUDED.version, \
-     last_hash = EXCLUDED.last_hash, deleted = EXCLUDED.deleted, expired = EXCLUDED.expired, \
-     credit_type = EXCLUDED.credit_type, is_active = EXCLUDED.is_active, wellness_plan_id = EXCLUDED.wellness_plan_id, \
-     wellness_plan_benefit_id = EXCLUDED.wellness_plan_benefit_id, \
-     wellness_plan_membership_id = EXCLUDED.wellness_plan_membership_id, \
-     wellness_plan_membership_cycle_id = EXCLUDED.wellness_plan_membership_cycle_id, \
-     wellness_plan_membership_status_period_id = EXCLUDED.wellness_plan_membership_status_period_id, \
-     start_date = EXCLUDED.start_date, end_date = EXCLUDED.end_date, created_at = EXCLUDED.created_at, \
-     updated_at = EXCLUDED.updated_at, total_amount = EXCLUDED.total_amount, used_amount = EXCLUDED.used_amount, \
-     wasted_amount = EXCLUDED.wasted_amount, remaining_amount = EXCLUDED.remaining_amount, state = EXCLUDED.state";
 
 /// Projection rows per INSERT statement (22 bind parameters each, under 65,535).
 pub(crate) const PROJECTION_ROWS_PER_INSERT_MAX: usize = 2_000;

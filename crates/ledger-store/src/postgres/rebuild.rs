@@ -26,7 +26,8 @@ use ledger_domain::{evolve, read_stored, Credit, Event, EventPosition};
 use sqlx::{Connection, PgConnection, Row};
 use uuid::Uuid;
 
-use super::{counts, hash_of, PgStore, PROJECTION_COLUMNS, PROJECTION_SET_EXCLUDED};
+use super::{counts, hash_of, PgStore};
+use crate::query::{PROJECTION_COLUMNS, PROJECTION_SET_EXCLUDED};
 use crate::audit::{Progress, ReplayReport};
 use crate::prepare::PreparedCredit;
 use crate::StoreError;

@@ -18,11 +18,13 @@ use uuid::Uuid;
 use crate::chain::GENESIS;
 use crate::group::GroupCommit;
 use crate::prepare::{check_distinct_streams, now_micros, prepare, scaled_amount, LoadedStream, PreparedCredit, PreparedEvent};
-use crate::query::{push_page_select, push_where};
+use crate::query::{push_page_select, push_where, PROJECTION_COLUMNS, PROJECTION_SET_EXCLUDED};
 use crate::*;
 
 /// How long a writer waits for another process's write lock before giving up.
 pub const BUSY_TIMEOUT_MS: u64 = 5_000;
+/// Projection rows per INSERT statement (22 bind parameters each, under SQLite's 32,766).
+const PROJECTION_ROWS_PER_INSERT_MAX: usize = 1_000;
 /// Credits loaded per statement (two bind parameters each).
 const LOAD_KEYS_MAX: usize = 500;
 
@@ -389,10 +391,7 @@ impl EventStore for SqliteStore {
     async fn put_projections(&self, rows: Vec<(Credit, [u8; 32])>) -> Result<(), StoreError> {
         let rows: Vec<PreparedCredit> = rows.into_iter().map(|(credit, last_hash)| PreparedCredit { credit, last_hash }).collect();
         let mut conn = self.writer.acquire().await.map_err(StoreError::from_sqlx)?;
-        for chunk in rows.chunks(PROJECTION_BATCH_MAX) {
-            upsert_projections(&mut conn, chunk, true).await?;
-        }
-        Ok(())
+        upsert_projections(&mut conn, &rows, true).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -423,61 +422,45 @@ pub(crate) async fn upsert_projections(
     rows: &[PreparedCredit],
     only_forward: bool,
 ) -> Result<(), StoreError> {
-    if rows.is_empty() {
-        return Ok(());
+    for chunk in rows.chunks(PROJECTION_ROWS_PER_INSERT_MAX) {
+        let states: Vec<String> = chunk.iter().map(|p| serde_json::to_string(&p.credit).expect("credits serialize")).collect();
+        let mut qb = QueryBuilder::<Sqlite>::new(format!("INSERT INTO billing_credits ({PROJECTION_COLUMNS}) "));
+        qb.push_values(chunk.iter().zip(&states), |mut b, (p, state)| {
+            let c = &p.credit;
+            let d = &c.details;
+            b.push_bind(c.site_id)
+                .push_bind(c.billing_credit_id)
+                .push_bind(c.version as i64)
+                .push_bind(&p.last_hash[..])
+                .push_bind(c.deleted)
+                .push_bind(c.expired)
+                .push_bind(d.credit_type.as_str())
+                .push_bind(c.is_active)
+                .push_bind(d.wellness_plan_id)
+                .push_bind(d.wellness_plan_benefit_id)
+                .push_bind(d.wellness_plan_membership_id)
+                .push_bind(d.wellness_plan_membership_cycle_id)
+                .push_bind(d.wellness_plan_membership_status_period_id)
+                .push_bind(d.start_date.timestamp_micros())
+                .push_bind(d.end_date.map(|t| t.timestamp_micros()))
+                .push_bind(c.created_at.timestamp_micros())
+                .push_bind(c.updated_at.timestamp_micros())
+                .push_bind(scaled_amount(c.total_amount))
+                .push_bind(scaled_amount(c.used_amount))
+                .push_bind(scaled_amount(c.wasted_amount))
+                .push_bind(scaled_amount(c.remaining_amount()))
+                .push_bind(state);
+        });
+        qb.push(format!(" ON CONFLICT (site_id, billing_credit_id) DO UPDATE SET {PROJECTION_SET_EXCLUDED}"));
+        if only_forward {
+            qb.push(" WHERE billing_credits.version <= excluded.version");
+        }
+        qb.build().execute(&mut *conn).await.map_err(StoreError::from_sqlx)?;
     }
-    let states: Vec<String> = rows.iter().map(|p| serde_json::to_string(&p.credit).expect("credits serialize")).collect();
-    let mut qb = QueryBuilder::<Sqlite>::new(
-        "INSERT INTO billing_credits (site_id, billing_credit_id, version, last_hash, deleted, expired, credit_type, \
-         is_active, wellness_plan_id, wellness_plan_benefit_id, wellness_plan_membership_id, \
-         wellness_plan_membership_cycle_id, wellness_plan_membership_status_period_id, start_date, end_date, \
-         created_at, updated_at, total_amount, used_amount, wasted_amount, remaining_amount, state) ",
-    );
-    qb.push_values(rows.iter().zip(&states), |mut b, (p, state)| {
-        let c = &p.credit;
-        let d = &c.details;
-        b.push_bind(c.site_id)
-            .push_bind(c.billing_credit_id)
-            .push_bind(c.version as i64)
-            .push_bind(&p.last_hash[..])
-            .push_bind(c.deleted)
-            .push_bind(c.expired)
-            .push_bind(d.credit_type.as_str())
-            .push_bind(c.is_active)
-            .push_bind(d.wellness_plan_id)
-            .push_bind(d.wellness_plan_benefit_id)
-            .push_bind(d.wellness_plan_membership_id)
-            .push_bind(d.wellness_plan_membership_cycle_id)
-            .push_bind(d.wellness_plan_membership_status_period_id)
-            .push_bind(d.start_date.timestamp_micros())
-            .push_bind(d.end_date.map(|t| t.timestamp_micros()))
-            .push_bind(c.created_at.timestamp_micros())
-            .push_bind(c.updated_at.timestamp_micros())
-            .push_bind(scaled_amount(c.total_amount))
-            .push_bind(scaled_amount(c.used_amount))
-            .push_bind(scaled_amount(c.wasted_amount))
-            .push_bind(scaled_amount(c.remaining_amount()))
-            .push_bind(state);
-    });
-    qb.push(
-        " ON CONFLICT (site_id, billing_credit_id) DO UPDATE SET version = excluded.version, \
-         last_hash = excluded.last_hash, deleted = excluded.deleted, expired = excluded.expired, \
-         credit_type = excluded.credit_type, is_active = excluded.is_active, wellness_plan_id = excluded.wellness_plan_id, \
-         wellness_plan_benefit_id = excluded.wellness_plan_benefit_id, \
-         wellness_plan_membership_id = excluded.wellness_plan_membership_id, \
-         wellness_plan_membership_cycle_id = excluded.wellness_plan_membership_cycle_id, \
-         wellness_plan_membership_status_period_id = excluded.wellness_plan_membership_status_period_id, \
-         start_date = excluded.start_date, end_date = excluded.end_date, created_at = excluded.created_at, \
-         updated_at = excluded.updated_at, total_amount = excluded.total_amount, used_amount = excluded.used_amount, \
-         wasted_amount = excluded.wasted_amount, remaining_amount = excluded.remaining_amount, state = excluded.state",
-    );
-    if only_forward {
-        qb.push(" WHERE billing_credits.version <= excluded.version");
-    }
-    qb.build().execute(conn).await.map_err(StoreError::from_sqlx)?;
     Ok(())
 }
 
+/// The events a command wrote, oldest first (none if it never ran).
 async fn events_of_command<'e>(
     executor: impl sqlx::SqliteExecutor<'e>,
     site_id: Uuid,
