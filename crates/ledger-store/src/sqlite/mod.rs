@@ -25,6 +25,11 @@ use crate::*;
 pub const BUSY_TIMEOUT_MS: u64 = 5_000;
 /// Projection rows per INSERT statement (22 bind parameters each, under SQLite's 32,766).
 const PROJECTION_ROWS_PER_INSERT_MAX: usize = 1_000;
+/// WAL pages after which the writer checkpoints itself, should the background
+/// checkpointer fall behind or not run (SQLite's default is 1,000).
+pub const WAL_BACKSTOP_CHECKPOINT_PAGES: u32 = 10_000;
+/// How often the background checkpointer runs.
+pub const CHECKPOINT_INTERVAL_MS: u64 = 25;
 /// Credits loaded per statement (two bind parameters each).
 const LOAD_KEYS_MAX: usize = 500;
 
@@ -37,6 +42,8 @@ pub struct SqliteStore {
     /// than retrying SQLITE_BUSY.
     writer: SqlitePool,
     readers: SqlitePool,
+    /// Copies the WAL back into the database file in the background.
+    checkpointer: SqlitePool,
     /// Set once started: `execute` then goes through group commit.
     group: Option<Arc<GroupCommit>>,
 }
@@ -49,24 +56,53 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS));
+        // The writer checkpoints only as a backstop: a checkpoint run by the committing
+        // connection stalls every command queued behind it (see `with_group_commit`).
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma("wal_autocheckpoint", WAL_BACKSTOP_CHECKPOINT_PAGES.to_string()))
             .await
             .map_err(StoreError::from_sqlx)?;
         let readers = SqlitePoolOptions::new()
             .max_connections(max_readers.max(1))
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await
             .map_err(StoreError::from_sqlx)?;
-        Ok(Self { writer, readers, group: None })
+        let checkpointer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        Ok(Self { writer, readers, checkpointer, group: None })
     }
 
     /// Routes `execute` through group commit (see [`crate::group`]): concurrent commands
     /// share transactions. One group writer, as there is one write connection. Needs a
     /// Tokio runtime, where the writer runs.
+    ///
+    /// Also starts the background checkpointer: every CHECKPOINT_INTERVAL_MS a
+    /// connection of its own copies the WAL back into the database file (PASSIVE: it
+    /// never waits for the writer, nor the writer for it). Measured with `use` at 32
+    /// clients: with SQLite's default (the writer checkpoints every 1,000 pages)
+    /// 3,550–3,620 cmd/s, p99 20.5 ms; with this, 4,750–4,835 cmd/s, p99 23–25 ms (every
+    /// 100 ms instead: 4,450–5,200 cmd/s but p99 33 ms, bigger checkpoints competing
+    /// with the writer for the disk).
     pub fn with_group_commit(mut self) -> Self {
-        self.group = Some(Arc::new(GroupCommit::start(self.clone(), 1)));
+        let group = Arc::new(GroupCommit::start(self.clone(), 1));
+        let alive = Arc::downgrade(&group);
+        let checkpointer = self.checkpointer.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(CHECKPOINT_INTERVAL_MS));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // Stops once the store (its group commit) is gone.
+            while alive.strong_count() > 0 {
+                tick.tick().await;
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&checkpointer).await {
+                    tracing::warn!(error = %e, "background WAL checkpoint failed");
+                }
+            }
+        });
+        self.group = Some(group);
         self
     }
 
