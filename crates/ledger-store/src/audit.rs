@@ -75,15 +75,21 @@ impl StreamFold {
                 e.event_id, e.billing_credit_id, e.version
             ))
         });
-        // A stream that does not start with CreditIssued cannot be folded: report it.
-        let starts_right = self.credit.is_some() == !matches!(e.event, ledger_domain::Event::CreditIssued(_));
-        if !starts_right {
-            return Some(Flaw::Broken(format!("event {} ({}) cannot be version {}", e.event_id, e.event.event_type(), e.version)));
+        let position = e.position_in_stream();
+        if let Some(problem) = misplaced(self.credit.as_ref(), &e.event, &position) {
+            return Some(Flaw::Broken(problem));
         }
-        self.credit = Some(evolve(self.credit.take(), &e.event, &e.position_in_stream()));
+        self.credit = Some(evolve(self.credit.take(), &e.event, &position));
         self.last_hash = e.hash;
         problem
     }
+}
+
+/// Why `event` cannot be folded onto `credit`, if it cannot: a stream starts with
+/// CreditIssued and holds it nowhere else. Both replays and verify fold through this.
+pub(crate) fn misplaced(credit: Option<&Credit>, event: &ledger_domain::Event, at: &ledger_domain::EventPosition) -> Option<String> {
+    let starts_right = credit.is_some() == !matches!(event, ledger_domain::Event::CreditIssued(_));
+    (!starts_right).then(|| format!("event {} ({}) cannot be version {}", at.event_id, event.event_type(), at.version))
 }
 
 /// Reads every event (of one site, or all) in stream order, page by page.

@@ -22,7 +22,7 @@ fn spinner(what: &str) -> ProgressBar {
 pub async fn replay(common: &Common, args: &ReplayArgs) -> anyhow::Result<()> {
     let store = open_store(common).await?;
     let bar = spinner("replay");
-    let limits = audit::ReplayLimits { credits_in_memory_max: args.credits_in_memory_max.max(1) };
+    let limits = audit::ReplayLimits { credits_in_memory_max: usize::try_from(args.credits_in_memory_max)? };
     let report = audit::replay(store.as_ref(), args.site, limits, &|n| bar.set_message(format!("replay: {n} events"))).await?;
     bar.finish_and_clear();
     let rate = report.events as f64 / report.elapsed.as_secs_f64().max(1e-9);

@@ -42,8 +42,13 @@ pub struct ReplayArgs {
     pub site: Option<uuid::Uuid>,
     /// The most credits folded in memory at once when rebuilding every site on Postgres
     /// (about 2.3 KiB each); more are rebuilt in several passes over the events.
-    #[arg(long, env = "REPLAY_CREDITS_IN_MEMORY_MAX", default_value_t = ledger_store::postgres::REBUILD_CREDITS_IN_MEMORY_MAX)]
-    pub credits_in_memory_max: usize,
+    #[arg(
+        long,
+        env = "REPLAY_CREDITS_IN_MEMORY_MAX",
+        default_value_t = ledger_store::postgres::REBUILD_CREDITS_IN_MEMORY_MAX as u64,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub credits_in_memory_max: u64,
 }
 
 #[derive(Debug, Clone, Args)]

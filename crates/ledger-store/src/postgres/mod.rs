@@ -45,7 +45,7 @@ impl PgStore {
         Ok(Self { pool, group: None })
     }
 
-    /// Routes `execute` through group commit (see [`group`]): concurrent commands share
+    /// Routes `execute` through group commit (see [`crate::group`]): concurrent commands share
     /// transactions. Needs a Tokio runtime, where the group writers run.
     pub fn with_group_commit(mut self) -> Self {
         self.group = Some(std::sync::Arc::new(crate::group::GroupCommit::start(self.clone(), group::GROUP_WRITERS)));
@@ -471,7 +471,7 @@ fn map_write_error(err: sqlx::Error) -> StoreError {
 }
 
 /// Projection rows per INSERT statement (22 bind parameters each, under 65,535).
-pub(crate) const PROJECTION_ROWS_PER_INSERT_MAX: usize = 2_000;
+const PROJECTION_ROWS_PER_INSERT_MAX: usize = 2_000;
 
 /// Writes projection rows into `billing_credits`, in statements of at most
 /// PROJECTION_ROWS_PER_INSERT_MAX rows. `only_forward`: never replace a row with an

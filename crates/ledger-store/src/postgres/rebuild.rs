@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use super::{counts, hash_of, PgStore};
 use crate::query::{PROJECTION_COLUMNS, PROJECTION_SET_EXCLUDED};
-use crate::audit::{Progress, ReplayReport};
+use crate::audit::{misplaced, Progress, ReplayReport};
 use crate::prepare::PreparedCredit;
 use crate::StoreError;
 
@@ -75,14 +75,8 @@ impl Fold {
     }
 
     fn evolve(&mut self, event: Event, position: EventPosition, hash: [u8; 32]) -> Result<(), StoreError> {
-        // A stream that does not start with CreditIssued cannot be folded.
-        if self.credit.is_some() == matches!(event, Event::CreditIssued(_)) {
-            return Err(StoreError::Corrupt(format!(
-                "event {} ({}) cannot be version {}",
-                position.event_id,
-                event.event_type(),
-                position.version
-            )));
+        if let Some(problem) = misplaced(self.credit.as_ref(), &event, &position) {
+            return Err(StoreError::Corrupt(problem));
         }
         self.credit = Some(evolve(self.credit.take(), &event, &position));
         self.last_hash = hash;
@@ -175,7 +169,7 @@ impl PgStore {
                     credits += folds.len() as u64;
                     let count = folds.len();
                     copy_rebuilt(&mut load, folds).await?;
-                    tracing::info!(events = read, credits = count, folded_ms, inserted_ms = pass_started.elapsed().as_millis() - folded_ms, "rebuild: pass done");
+                    tracing::info!(events = read, credits = count, folded_ms, copied_ms = pass_started.elapsed().as_millis() - folded_ms, "rebuild: pass done");
                 }
                 Pass::TooManyCredits { .. } if range.0 == range.1 => {
                     return Err(StoreError::Rejected(format!(

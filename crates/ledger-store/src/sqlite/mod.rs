@@ -68,11 +68,8 @@ impl SqliteStore {
             .connect_with(options.clone().read_only(true))
             .await
             .map_err(StoreError::from_sqlx)?;
-        let checkpointer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+        // Connects on first use: only a store with group commit runs the checkpointer.
+        let checkpointer = SqlitePoolOptions::new().max_connections(1).connect_lazy_with(options);
         Ok(Self { writer, readers, checkpointer, group: None })
     }
 
