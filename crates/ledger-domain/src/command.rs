@@ -12,15 +12,31 @@ pub enum Command {
     /// Create the credit (POST).
     Issue(CreditDraft),
     /// Spend part of the balance.
-    Use { amount: Decimal, reference: Option<String>, note: Option<String> },
+    Use {
+        amount: Decimal,
+        reference: Option<String>,
+        note: Option<String>,
+    },
     /// Write part of the balance off.
-    Waste { amount: Decimal, reason: Option<String> },
+    Waste {
+        amount: Decimal,
+        reason: Option<String>,
+    },
     /// Write off everything that remains; once per credit.
-    Expire { reason: Option<String> },
+    Expire {
+        reason: Option<String>,
+    },
     /// Undo a use or a waste, in full (amount None) or in part.
-    Reverse { event_id: Uuid, amount: Option<Decimal>, reason: Option<String> },
+    Reverse {
+        event_id: Uuid,
+        amount: Option<Decimal>,
+        reason: Option<String>,
+    },
     /// Grow or shrink the total.
-    AdjustTotal { delta: Decimal, reason: Option<String> },
+    AdjustTotal {
+        delta: Decimal,
+        reason: Option<String>,
+    },
     Activate(StatusChange),
     Deactivate(StatusChange),
     /// Tombstone: gone from reads, history kept.

@@ -59,9 +59,10 @@ fn matches(credit: &Credit, request: &ConsumeRequest, now: DateTime<Utc>) -> boo
         && d.wellness_plan_membership_id == Some(request.wellness_plan_membership_id)
         && d.credit_type == request.credit_type
         && unit_code(credit) == Some(request.unit_code.as_str())
-        && request.credit_category_code.as_deref().is_none_or(|code| {
-            d.credit_category.as_ref().and_then(|c| c.code.as_deref()) == Some(code)
-        })
+        && request
+            .credit_category_code
+            .as_deref()
+            .is_none_or(|code| d.credit_category.as_ref().and_then(|c| c.code.as_deref()) == Some(code))
         && request.wellness_plan_benefit_id.is_none_or(|benefit| d.wellness_plan_benefit_id == Some(benefit))
 }
 
@@ -77,7 +78,11 @@ fn payment_order(a: &Credit, b: &Credit) -> Ordering {
 
 /// Which credits pay how much. Refuses (and allocates nothing) when the eligible
 /// balance falls short, unless `allow_partial`; refuses when nothing at all is eligible.
-pub fn allocate(credits: &[Credit], request: &ConsumeRequest, now: DateTime<Utc>) -> Result<Vec<Allocation>, DomainError> {
+pub fn allocate(
+    credits: &[Credit],
+    request: &ConsumeRequest,
+    now: DateTime<Utc>,
+) -> Result<Vec<Allocation>, DomainError> {
     let scale = match request.credit_type {
         CreditType::Monetary => AmountScale::for_credit(CreditType::Monetary, Some(&request.unit_code))?,
         CreditType::Quantity => AmountScale::for_credit(CreditType::Quantity, None)?,

@@ -207,9 +207,7 @@ fn apply_change(credit: &mut Credit, event: &Event, event_id: Uuid) {
         Event::CreditIssued(_) => unreachable!("handled by evolve"),
         Event::CreditUsed(used) => {
             credit.used_amount += used.amount;
-            credit
-                .reversible
-                .insert(event_id, Reversible { movement: Movement::Use, amount_left: used.amount });
+            credit.reversible.insert(event_id, Reversible { movement: Movement::Use, amount_left: used.amount });
         }
         Event::CreditUseReversed(reversed) => {
             credit.used_amount -= reversed.amount;
@@ -217,9 +215,7 @@ fn apply_change(credit: &mut Credit, event: &Event, event_id: Uuid) {
         }
         Event::CreditWasted(wasted) => {
             credit.wasted_amount += wasted.amount;
-            credit
-                .reversible
-                .insert(event_id, Reversible { movement: Movement::Waste, amount_left: wasted.amount });
+            credit.reversible.insert(event_id, Reversible { movement: Movement::Waste, amount_left: wasted.amount });
         }
         Event::CreditWasteReversed(reversed) => {
             credit.wasted_amount -= reversed.amount;

@@ -25,7 +25,11 @@ pub fn decide(state: Option<&Credit>, command: &Command, now: DateTime<Utc>) -> 
             scale_of(credit)?.check_positive("amount", *amount)?;
             check_usable(credit, now)?;
             check_balance(credit, *amount)?;
-            Ok(vec![Event::CreditUsed(CreditUsed { amount: *amount, reference: reference.clone(), note: note.clone() })])
+            Ok(vec![Event::CreditUsed(CreditUsed {
+                amount: *amount,
+                reference: reference.clone(),
+                note: note.clone(),
+            })])
         }
         Command::Waste { amount, reason } => {
             scale_of(credit)?.check_positive("amount", *amount)?;
@@ -39,10 +43,7 @@ pub fn decide(state: Option<&Credit>, command: &Command, now: DateTime<Utc>) -> 
             Ok(vec![Event::CreditExpired(CreditExpired { amount: credit.remaining_amount(), reason: reason.clone() })])
         }
         Command::Reverse { event_id, amount, reason } => {
-            let movement = credit
-                .reversible
-                .get(event_id)
-                .ok_or(DomainError::NotReversible { event_id: *event_id })?;
+            let movement = credit.reversible.get(event_id).ok_or(DomainError::NotReversible { event_id: *event_id })?;
             // Corrections (PATCH lowering usedAmount) may already have taken back part of
             // what this event moved: never reverse more than the balance still holds.
             let balance = match movement.movement {

@@ -127,7 +127,9 @@ impl Event {
 /// Why a stored event could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum UpcastError {
-    #[error("event schema version {found} of {event_type} is newer than this build understands ({EVENT_SCHEMA_VERSION})")]
+    #[error(
+        "event schema version {found} of {event_type} is newer than this build understands ({EVENT_SCHEMA_VERSION})"
+    )]
     FromTheFuture { event_type: String, found: u16 },
     #[error("stored {event_type} v{schema_version} does not match its schema: {source}")]
     Malformed { event_type: String, schema_version: u16, source: serde_json::Error },

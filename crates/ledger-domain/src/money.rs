@@ -19,21 +19,55 @@ pub const AMOUNT_SCALE_MAX: u32 = 4;
 
 /// ISO 4217 codes this ledger accepts for monetary credits, with their minor units.
 pub const CURRENCY_MINOR_UNITS: &[(&str, u32)] = &[
-    ("AED", 2), ("ARS", 2), ("AUD", 2), ("BHD", 3), ("BRL", 2), ("CAD", 2), ("CHF", 2),
-    ("CLF", 4), ("CLP", 0), ("CNY", 2), ("COP", 2), ("CZK", 2), ("DKK", 2), ("EUR", 2),
-    ("GBP", 2), ("HKD", 2), ("HUF", 2), ("IDR", 2), ("ILS", 2), ("INR", 2), ("ISK", 0),
-    ("JOD", 3), ("JPY", 0), ("KRW", 0), ("KWD", 3), ("MXN", 2), ("MYR", 2), ("NOK", 2),
-    ("NZD", 2), ("OMR", 3), ("PHP", 2), ("PLN", 2), ("SAR", 2), ("SEK", 2), ("SGD", 2),
-    ("THB", 2), ("TND", 3), ("TRY", 2), ("TWD", 2), ("UAH", 2), ("USD", 2), ("UYW", 4),
-    ("VND", 0), ("ZAR", 2),
+    ("AED", 2),
+    ("ARS", 2),
+    ("AUD", 2),
+    ("BHD", 3),
+    ("BRL", 2),
+    ("CAD", 2),
+    ("CHF", 2),
+    ("CLF", 4),
+    ("CLP", 0),
+    ("CNY", 2),
+    ("COP", 2),
+    ("CZK", 2),
+    ("DKK", 2),
+    ("EUR", 2),
+    ("GBP", 2),
+    ("HKD", 2),
+    ("HUF", 2),
+    ("IDR", 2),
+    ("ILS", 2),
+    ("INR", 2),
+    ("ISK", 0),
+    ("JOD", 3),
+    ("JPY", 0),
+    ("KRW", 0),
+    ("KWD", 3),
+    ("MXN", 2),
+    ("MYR", 2),
+    ("NOK", 2),
+    ("NZD", 2),
+    ("OMR", 3),
+    ("PHP", 2),
+    ("PLN", 2),
+    ("SAR", 2),
+    ("SEK", 2),
+    ("SGD", 2),
+    ("THB", 2),
+    ("TND", 3),
+    ("TRY", 2),
+    ("TWD", 2),
+    ("UAH", 2),
+    ("USD", 2),
+    ("UYW", 4),
+    ("VND", 0),
+    ("ZAR", 2),
 ];
 
 /// The minor unit (number of decimal places) of an ISO 4217 currency code.
 pub fn minor_unit(currency_code: &str) -> Option<u32> {
-    CURRENCY_MINOR_UNITS
-        .iter()
-        .find(|(code, _)| *code == currency_code)
-        .map(|(_, unit)| *unit)
+    CURRENCY_MINOR_UNITS.iter().find(|(code, _)| *code == currency_code).map(|(_, unit)| *unit)
 }
 
 /// How finely amounts of one credit may be expressed.
@@ -45,16 +79,13 @@ pub struct AmountScale {
 impl AmountScale {
     /// The scale a credit's amounts must respect, or why the credit has none.
     /// A monetary credit needs a known currency; a quantity credit counts whole units.
-    pub fn for_credit(
-        credit_type: CreditType,
-        currency_code: Option<&str>,
-    ) -> Result<Self, DomainError> {
+    pub fn for_credit(credit_type: CreditType, currency_code: Option<&str>) -> Result<Self, DomainError> {
         match credit_type {
             CreditType::Quantity => Ok(Self { max_decimal_places: 0 }),
             CreditType::Monetary => {
                 let code = currency_code.ok_or(DomainError::CurrencyRequired)?;
-                let max_decimal_places = minor_unit(code)
-                    .ok_or_else(|| DomainError::UnknownCurrency { code: code.to_string() })?;
+                let max_decimal_places =
+                    minor_unit(code).ok_or_else(|| DomainError::UnknownCurrency { code: code.to_string() })?;
                 Ok(Self { max_decimal_places })
             }
         }

@@ -111,10 +111,7 @@ fn issuing_an_existing_credit_is_a_conflict() {
 
 #[test]
 fn issuing_with_a_negative_total_is_refused() {
-    assert_eq!(
-        when(&[], Command::Issue(visits("-1"))),
-        Err(DomainError::NegativeAmount { field: "totalAmount" })
-    );
+    assert_eq!(when(&[], Command::Issue(visits("-1"))), Err(DomainError::NegativeAmount { field: "totalAmount" }));
 }
 
 #[test]
@@ -122,10 +119,7 @@ fn issuing_with_used_plus_wasted_above_total_is_refused() {
     let mut draft = visits("3");
     draft.used_amount = d("2");
     draft.wasted_amount = d("2");
-    assert_eq!(
-        when(&[], Command::Issue(draft)),
-        Err(DomainError::OverCommitted { committed: d("4"), total: d("3") })
-    );
+    assert_eq!(when(&[], Command::Issue(draft)), Err(DomainError::OverCommitted { committed: d("4"), total: d("3") }));
 }
 
 #[test]
@@ -140,10 +134,7 @@ fn a_remaining_amount_that_disagrees_is_refused() {
 
 #[test]
 fn quantity_credits_take_whole_units_only() {
-    assert_eq!(
-        when(&[], Command::Issue(visits("2.5"))),
-        Err(DomainError::NotWholeUnits { field: "totalAmount" })
-    );
+    assert_eq!(when(&[], Command::Issue(visits("2.5"))), Err(DomainError::NotWholeUnits { field: "totalAmount" }));
 }
 
 #[test]
@@ -339,10 +330,7 @@ fn reversing_more_than_the_use_moved_is_refused() {
 #[test]
 fn reversing_an_event_that_is_not_a_use_or_waste_is_refused() {
     let reverse = Command::Reverse { event_id: event_id(1), amount: None, reason: None };
-    assert_eq!(
-        when(&[issued(visits("3"))], reverse),
-        Err(DomainError::NotReversible { event_id: event_id(1) })
-    );
+    assert_eq!(when(&[issued(visits("3"))], reverse), Err(DomainError::NotReversible { event_id: event_id(1) }));
 }
 
 #[test]

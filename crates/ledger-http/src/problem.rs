@@ -198,13 +198,21 @@ impl From<StoreError> for ApiError {
 pub enum ReadProblems {
     #[response(status = 400, description = "Malformed parameter", content_type = "application/problem+json")]
     BadRequest(Problem),
-    #[response(status = 401, description = "Missing, expired or forged token", content_type = "application/problem+json")]
+    #[response(
+        status = 401,
+        description = "Missing, expired or forged token",
+        content_type = "application/problem+json"
+    )]
     Unauthorized(Problem),
     #[response(status = 403, description = "Site or scope not granted", content_type = "application/problem+json")]
     Forbidden(Problem),
     #[response(status = 404, description = "No such credit", content_type = "application/problem+json")]
     NotFound(Problem),
-    #[response(status = 503, description = "Store unavailable; retry after Retry-After", content_type = "application/problem+json")]
+    #[response(
+        status = 503,
+        description = "Store unavailable; retry after Retry-After",
+        content_type = "application/problem+json"
+    )]
     Unavailable(Problem),
 }
 
@@ -212,24 +220,48 @@ pub enum ReadProblems {
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)]
 pub enum WriteProblems {
-    #[response(status = 400, description = "Malformed body, parameter or header", content_type = "application/problem+json")]
+    #[response(
+        status = 400,
+        description = "Malformed body, parameter or header",
+        content_type = "application/problem+json"
+    )]
     BadRequest(Problem),
-    #[response(status = 401, description = "Missing, expired or forged token", content_type = "application/problem+json")]
+    #[response(
+        status = 401,
+        description = "Missing, expired or forged token",
+        content_type = "application/problem+json"
+    )]
     Unauthorized(Problem),
     #[response(status = 403, description = "Site or scope not granted", content_type = "application/problem+json")]
     Forbidden(Problem),
     #[response(status = 404, description = "No such credit", content_type = "application/problem+json")]
     NotFound(Problem),
-    #[response(status = 409, description = "Conflict: id taken, already expired, Idempotency-Key reused", content_type = "application/problem+json")]
+    #[response(
+        status = 409,
+        description = "Conflict: id taken, already expired, Idempotency-Key reused",
+        content_type = "application/problem+json"
+    )]
     Conflict(Problem),
-    #[response(status = 412, description = "If-Match does not match the credit's version", content_type = "application/problem+json")]
+    #[response(
+        status = 412,
+        description = "If-Match does not match the credit's version",
+        content_type = "application/problem+json"
+    )]
     PreconditionFailed(Problem),
     #[response(status = 413, description = "Body over the size limit", content_type = "application/problem+json")]
     PayloadTooLarge(Problem),
     #[response(status = 415, description = "Body is not application/json", content_type = "application/problem+json")]
     UnsupportedMediaType(Problem),
-    #[response(status = 422, description = "A business rule refused the command; nothing was written", content_type = "application/problem+json")]
+    #[response(
+        status = 422,
+        description = "A business rule refused the command; nothing was written",
+        content_type = "application/problem+json"
+    )]
     Unprocessable(Problem),
-    #[response(status = 503, description = "Store unavailable; retry after Retry-After", content_type = "application/problem+json")]
+    #[response(
+        status = 503,
+        description = "Store unavailable; retry after Retry-After",
+        content_type = "application/problem+json"
+    )]
     Unavailable(Problem),
 }

@@ -54,7 +54,8 @@ pub async fn observe(
     let request_id = request_id_of(&req);
     let method = req.method().to_string();
     req.extensions_mut().insert(RequestId(request_id.clone()));
-    let span = tracing::info_span!("request", request_id = %request_id, method = %method, route = tracing::field::Empty);
+    let span =
+        tracing::info_span!("request", request_id = %request_id, method = %method, route = tracing::field::Empty);
     let response = next.call(req).instrument(span.clone()).await?;
     // Asked once routing is done, the router's own match answers; asked before, every
     // route's pattern would be tried against the path again (a tenth of the CPU a
@@ -67,7 +68,8 @@ pub async fn observe(
     span.in_scope(|| tracing::info!(status, latency_ms = elapsed.as_secs_f64() * 1e3, "request done"));
     metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status.to_string())
         .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "route" => route, "method" => method).record(elapsed.as_secs_f64());
+    metrics::histogram!("http_request_duration_seconds", "route" => route, "method" => method)
+        .record(elapsed.as_secs_f64());
     response.headers_mut().insert(
         HeaderName::from_static(REQUEST_ID_HEADER),
         HeaderValue::from_str(&request_id).expect("request ids are visible ASCII"),
@@ -77,7 +79,11 @@ pub async fn observe(
 
 /// Rebuilds an ApiError response with the request id in its problem body, and logs
 /// the hidden cause of a 5xx.
-fn restamp_problem(response: ServiceResponse<impl MessageBody + 'static>, request_id: &str, span: &tracing::Span) -> ServiceResponse<BoxBody> {
+fn restamp_problem(
+    response: ServiceResponse<impl MessageBody + 'static>,
+    request_id: &str,
+    span: &tracing::Span,
+) -> ServiceResponse<BoxBody> {
     let Some(error) = response.response().error().and_then(|e| e.as_error::<ApiError>()) else {
         return response.map_into_boxed_body();
     };

@@ -27,7 +27,8 @@ fn json_value() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|n| json!(n)),
-        "-?[0-9]{1,30}(\\.[0-9]{1,30})?([eE][-+]?[0-9]{1,3})?".prop_map(|s| serde_json::from_str(&s).unwrap_or(Value::Null)),
+        "-?[0-9]{1,30}(\\.[0-9]{1,30})?([eE][-+]?[0-9]{1,3})?"
+            .prop_map(|s| serde_json::from_str(&s).unwrap_or(Value::Null)),
         "[a-zA-Z0-9 :_-]{0,12}".prop_map(Value::String),
         Just(json!("2025-01-01")),
         Just(json!("123e4567-e89b-12d3-a456-426614174000")),
@@ -36,15 +37,34 @@ fn json_value() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(3, 24, 4, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            proptest::collection::btree_map("[a-z]{1,6}", inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
+            proptest::collection::btree_map("[a-z]{1,6}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
 
 const FIELDS: &[&str] = &[
-    "billingCreditId", "creditType", "startDate", "endDate", "totalAmount", "usedAmount", "wastedAmount",
-    "remainingAmount", "isActive", "wellnessPlanId", "wellnessPlanMembershipId", "currency", "measurementUnit",
-    "appliedTo", "extensions", "amount", "reference", "eventId", "occurredAt", "allowPartial", "creditCategory",
+    "billingCreditId",
+    "creditType",
+    "startDate",
+    "endDate",
+    "totalAmount",
+    "usedAmount",
+    "wastedAmount",
+    "remainingAmount",
+    "isActive",
+    "wellnessPlanId",
+    "wellnessPlanMembershipId",
+    "currency",
+    "measurementUnit",
+    "appliedTo",
+    "extensions",
+    "amount",
+    "reference",
+    "eventId",
+    "occurredAt",
+    "allowPartial",
+    "creditCategory",
 ];
 
 /// Objects with the API's own field names and arbitrary values.

@@ -115,7 +115,12 @@ pub struct Identity {
 
 /// Reads a command message received on `subject` (`{prefix}.commands.{siteId}`).
 /// `now` judges occurredAt's skew.
-pub fn parse(prefix: &str, subject: &str, payload: &[u8], now: DateTime<Utc>) -> (Identity, Result<ParsedCommand, Refusal>) {
+pub fn parse(
+    prefix: &str,
+    subject: &str,
+    payload: &[u8],
+    now: DateTime<Utc>,
+) -> (Identity, Result<ParsedCommand, Refusal>) {
     let mut identity = Identity::default();
     let result = parse_into(&mut identity, prefix, subject, payload, now);
     (identity, result)
@@ -133,8 +138,9 @@ fn parse_into(
     if payload.len() > COMMAND_BYTES_MAX {
         return Err(Refusal::new("too-large", Some("body"), format!("a command is at most {COMMAND_BYTES_MAX} bytes")));
     }
-    let value: serde_json::Value = serde_json::from_slice(payload)
-        .map_err(|e| Refusal::new("malformed-json", Some("body"), e.to_string().split(" at line ").next().unwrap_or_default()))?;
+    let value: serde_json::Value = serde_json::from_slice(payload).map_err(|e| {
+        Refusal::new("malformed-json", Some("body"), e.to_string().split(" at line ").next().unwrap_or_default())
+    })?;
     let serde_json::Value::Object(mut fields) = value else {
         return Err(Refusal::new("invalid-type", Some("body"), "a command is a JSON object"));
     };
@@ -145,7 +151,11 @@ fn parse_into(
     identity.command_type = fields.get("type").and_then(|t| t.as_str()).map(str::to_string);
 
     let site_id = identity.site_id.ok_or_else(|| {
-        Refusal::new("invalid-site-id", Some("subject"), format!("{site_token:?} (the subject's last token) is not a site UUID"))
+        Refusal::new(
+            "invalid-site-id",
+            Some("subject"),
+            format!("{site_token:?} (the subject's last token) is not a site UUID"),
+        )
     })?;
     let mut common = serde_json::Map::new();
     for key in Common::FIELDS {
@@ -163,7 +173,11 @@ fn parse_into(
     })?;
     if let Some(actor) = &common.actor {
         if actor.trim().is_empty() || actor.chars().count() > ACTOR_CHARS_MAX {
-            return Err(Refusal::new("invalid-value", Some("actor"), format!("actor must be 1 to {ACTOR_CHARS_MAX} characters")));
+            return Err(Refusal::new(
+                "invalid-value",
+                Some("actor"),
+                format!("actor must be 1 to {ACTOR_CHARS_MAX} characters"),
+            ));
         }
     }
     if let Some(at) = common.occurred_at {
@@ -262,7 +276,6 @@ fn from_value<T: DeserializeOwned>(value: impl Into<serde_json::Value>) -> Resul
     ledger_wire::decode(&bytes).map_err(|r| Refusal { rule: r.rule.into(), field: Some(r.field), message: r.message })
 }
 
-
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct UseBody {
@@ -323,7 +336,11 @@ impl ConsumeBody {
         let unit_code = match (self.credit_type, self.currency, self.measurement_unit) {
             (CreditType::Monetary, Some(code), None) | (CreditType::Quantity, None, Some(code)) => code,
             (CreditType::Monetary, ..) => {
-                return Err(Refusal::new("required", Some("currency"), "a monetary consume names its currency (and no measurementUnit)"))
+                return Err(Refusal::new(
+                    "required",
+                    Some("currency"),
+                    "a monetary consume names its currency (and no measurementUnit)",
+                ))
             }
             (CreditType::Quantity, ..) => {
                 return Err(Refusal::new(
@@ -360,7 +377,9 @@ mod tests {
 
     #[test]
     fn a_use_becomes_a_use_with_an_exact_amount() {
-        let body = format!(r#"{{"commandId":"{CMD}","type":"use","billingCreditId":"{CREDIT}","amount":0.10,"reference":"visit-1"}}"#);
+        let body = format!(
+            r#"{{"commandId":"{CMD}","type":"use","billingCreditId":"{CREDIT}","amount":0.10,"reference":"visit-1"}}"#
+        );
         let parsed = run(&body).1.unwrap();
         assert_eq!(parsed.command_id.to_string(), CMD);
         assert_eq!(parsed.site_id.to_string(), SITE);
@@ -391,15 +410,59 @@ mod tests {
     fn refusals_name_the_rule_and_field_and_keep_the_identity() {
         let cases = [
             ("{not json".to_string(), "malformed-json", "body"),
-            (format!(r#"{{"commandId":"{CMD}","type":"spend","billingCreditId":"{CREDIT}"}}"#), "unknown-command-type", "type"),
-            (format!(r#"{{"commandId":"{CMD}","type":"use","billingCreditId":"{CREDIT}","amount":"1","reference":"r"}}"#), "invalid-type", "amount"),
-            (format!(r#"{{"commandId":"{CMD}","type":"use","billingCreditId":"{CREDIT}","reference":"r"}}"#), "required", "amount"),
-            (format!(r#"{{"commandId":"{CMD}","type":"use","billingCreditId":"{CREDIT}","amount":1,"reference":"r","amout":2}}"#), "unknown-field", "amout"),
-            (format!(r#"{{"commandId":"{CMD}","type":"use","amount":1,"reference":"r"}}"#), "required", "billingCreditId"),
-            (format!(r#"{{"type":"use","billingCreditId":"{CREDIT}","amount":1,"reference":"r"}}"#), "required", "commandId"),
-            (format!(r#"{{"commandId":"{CMD}","type":"consume","billingCreditId":"{CREDIT}"}}"#), "unknown-field", "billingCreditId"),
-            (format!(r#"{{"commandId":"{CMD}","type":"expire","billingCreditId":"{CREDIT}","occurredAt":"2999-01-01"}}"#), "occurred-at-in-future", "occurredAt"),
-            (format!(r#"{{"commandId":"{CMD}","type":"issue","billingCreditId":"{CREDIT}","creditType":"quantity","startDate":"2025-13-01","totalAmount":1}}"#), "invalid-value", "startDate"),
+            (
+                format!(r#"{{"commandId":"{CMD}","type":"spend","billingCreditId":"{CREDIT}"}}"#),
+                "unknown-command-type",
+                "type",
+            ),
+            (
+                format!(
+                    r#"{{"commandId":"{CMD}","type":"use","billingCreditId":"{CREDIT}","amount":"1","reference":"r"}}"#
+                ),
+                "invalid-type",
+                "amount",
+            ),
+            (
+                format!(r#"{{"commandId":"{CMD}","type":"use","billingCreditId":"{CREDIT}","reference":"r"}}"#),
+                "required",
+                "amount",
+            ),
+            (
+                format!(
+                    r#"{{"commandId":"{CMD}","type":"use","billingCreditId":"{CREDIT}","amount":1,"reference":"r","amout":2}}"#
+                ),
+                "unknown-field",
+                "amout",
+            ),
+            (
+                format!(r#"{{"commandId":"{CMD}","type":"use","amount":1,"reference":"r"}}"#),
+                "required",
+                "billingCreditId",
+            ),
+            (
+                format!(r#"{{"type":"use","billingCreditId":"{CREDIT}","amount":1,"reference":"r"}}"#),
+                "required",
+                "commandId",
+            ),
+            (
+                format!(r#"{{"commandId":"{CMD}","type":"consume","billingCreditId":"{CREDIT}"}}"#),
+                "unknown-field",
+                "billingCreditId",
+            ),
+            (
+                format!(
+                    r#"{{"commandId":"{CMD}","type":"expire","billingCreditId":"{CREDIT}","occurredAt":"2999-01-01"}}"#
+                ),
+                "occurred-at-in-future",
+                "occurredAt",
+            ),
+            (
+                format!(
+                    r#"{{"commandId":"{CMD}","type":"issue","billingCreditId":"{CREDIT}","creditType":"quantity","startDate":"2025-13-01","totalAmount":1}}"#
+                ),
+                "invalid-value",
+                "startDate",
+            ),
         ];
         for (body, rule, field) in cases {
             let (identity, result) = run(&body);
@@ -414,7 +477,8 @@ mod tests {
 
     #[test]
     fn the_json_schema_examples_parse_and_cover_every_command_type() {
-        let schema: serde_json::Value = serde_json::from_str(include_str!("../../../docs/nats-commands.schema.json")).unwrap();
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../../docs/nats-commands.schema.json")).unwrap();
         assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
         let mut seen = std::collections::BTreeSet::new();
         for example in schema["examples"].as_array().unwrap() {

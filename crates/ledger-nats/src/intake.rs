@@ -51,7 +51,11 @@ enum Outcome {
 
 impl Intake {
     /// Creates the command and rejection streams and the durable consumer when absent.
-    pub(crate) async fn prepare(js: &jetstream::Context, settings: Arc<NatsSettings>, store: Arc<dyn EventStore>) -> anyhow::Result<Self> {
+    pub(crate) async fn prepare(
+        js: &jetstream::Context,
+        settings: Arc<NatsSettings>,
+        store: Arc<dyn EventStore>,
+    ) -> anyhow::Result<Self> {
         let s = &settings;
         let stream = js
             .get_or_create_stream(jetstream::stream::Config {
@@ -120,7 +124,8 @@ impl Intake {
         let max = self.settings.batch_messages;
         let mut messages = drain(self.consumer.fetch().max_messages(max).messages().await?).await?;
         if messages.is_empty() {
-            messages = drain(self.consumer.batch().max_messages(1).expires(self.settings.idle_poll).messages().await?).await?;
+            messages =
+                drain(self.consumer.batch().max_messages(1).expires(self.settings.idle_poll).messages().await?).await?;
             if !messages.is_empty() && max > 1 {
                 messages.extend(drain(self.consumer.fetch().max_messages(max - 1).messages().await?).await?);
             }
@@ -134,7 +139,8 @@ impl Intake {
         let mut groups: Vec<Vec<Item>> = vec![];
         let mut by_credit: HashMap<(Uuid, Uuid), usize> = HashMap::new();
         for message in messages {
-            let (identity, parsed) = command::parse(&self.settings.subject_prefix, message.subject.as_str(), &message.payload, now);
+            let (identity, parsed) =
+                command::parse(&self.settings.subject_prefix, message.subject.as_str(), &message.payload, now);
             let item = Item { message, identity, parsed };
             match item.parsed.as_ref().ok().map(ParsedCommand::credit_key) {
                 // A consume: alone, between what came before and what comes after.
@@ -209,7 +215,9 @@ impl Intake {
             Ok(replayed) => Outcome::Committed { replayed },
             Err(StoreError::Domain(e)) => Outcome::Refused(Refusal::from(&e)),
             Err(e @ StoreError::Rejected(_)) => Outcome::Refused(Refusal::new("append-rejected", None, e.to_string())),
-            Err(e @ StoreError::VersionConflict { .. }) => Outcome::Refused(Refusal::new("version-conflict", None, e.to_string())),
+            Err(e @ StoreError::VersionConflict { .. }) => {
+                Outcome::Refused(Refusal::new("version-conflict", None, e.to_string()))
+            }
             Err(e) => Outcome::Transient(e.to_string()),
         }
     }
@@ -238,22 +246,24 @@ impl Intake {
                 }
                 None
             }
-            Outcome::Refused(refusal) => match self.publish_rejection(&message, &identity, &refusal, deliveries).await {
-                Ok(()) => {
-                    metrics::counter!("ledger_nats_commands_total", "outcome" => "rejected").increment(1);
-                    tracing::info!(rule = %refusal.rule, command_id = ?identity.command_id, "command rejected");
-                    if let Err(e) = message.ack_with(AckKind::Term).await {
-                        tracing::warn!(error = %e, "terminating a rejected command failed");
+            Outcome::Refused(refusal) => {
+                match self.publish_rejection(&message, &identity, &refusal, deliveries).await {
+                    Ok(()) => {
+                        metrics::counter!("ledger_nats_commands_total", "outcome" => "rejected").increment(1);
+                        tracing::info!(rule = %refusal.rule, command_id = ?identity.command_id, "command rejected");
+                        if let Err(e) = message.ack_with(AckKind::Term).await {
+                            tracing::warn!(error = %e, "terminating a rejected command failed");
+                        }
+                        None
                     }
-                    None
+                    Err(e) => {
+                        tracing::warn!(error = %e, "publishing a rejection failed; the command will be redelivered");
+                        let delay = self.backoff(deliveries);
+                        nak(&message, delay).await;
+                        Some(delay)
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "publishing a rejection failed; the command will be redelivered");
-                    let delay = self.backoff(deliveries);
-                    nak(&message, delay).await;
-                    Some(delay)
-                }
-            },
+            }
             Outcome::Transient(error) => {
                 metrics::counter!("ledger_nats_commands_total", "outcome" => "retried").increment(1);
                 let delay = self.backoff(deliveries);
@@ -315,7 +325,9 @@ struct Item {
     parsed: Result<ParsedCommand, Refusal>,
 }
 
-async fn drain(mut batch: async_nats::jetstream::consumer::pull::Batch) -> Result<Vec<jetstream::Message>, async_nats::Error> {
+async fn drain(
+    mut batch: async_nats::jetstream::consumer::pull::Batch,
+) -> Result<Vec<jetstream::Message>, async_nats::Error> {
     let mut messages = vec![];
     while let Some(next) = batch.next().await {
         match next {

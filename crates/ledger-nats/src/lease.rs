@@ -72,10 +72,12 @@ impl Lease {
                 Err(e) if e.kind() == async_nats::jetstream::kv::CreateErrorKind::AlreadyExists => return Ok(false),
                 Err(e) => return Err(e.into()),
             },
-            Some(entry) if entry.operation != Operation::Put => match self.kv.update(&self.key, self.value().into(), entry.revision).await {
-                Ok(revision) => revision,
-                Err(_) => return Ok(false),
-            },
+            Some(entry) if entry.operation != Operation::Put => {
+                match self.kv.update(&self.key, self.value().into(), entry.revision).await {
+                    Ok(revision) => revision,
+                    Err(_) => return Ok(false),
+                }
+            }
             Some(entry) => {
                 let holder = serde_json::from_slice::<LeaseValue>(&entry.value).map(|v| v.holder).unwrap_or_default();
                 let stale = match self.observed {

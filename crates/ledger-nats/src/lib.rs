@@ -173,7 +173,10 @@ impl NatsSettings {
             ("rejection stream", &self.rejection_stream),
             ("KV bucket", &self.kv_bucket),
         ] {
-            anyhow::ensure!(token_ok(name), "the NATS {what} name {name:?} must be one token (no dots, spaces or wildcards)");
+            anyhow::ensure!(
+                token_ok(name),
+                "the NATS {what} name {name:?} must be one token (no dots, spaces or wildcards)"
+            );
         }
         anyhow::ensure!((1..=1_000).contains(&self.batch_messages), "batch_messages must be 1 to 1000");
         anyhow::ensure!(self.max_in_flight >= 1, "max_in_flight must be at least 1");

@@ -254,7 +254,9 @@ impl Publisher {
             }
             if !position.published_early.remove(&event.event_id) {
                 let result = match self.predecessors_ahead(event, position).await {
-                    Ok(ahead) => self.publish_in_order(ahead.iter().chain(std::iter::once(event)), event, position).await,
+                    Ok(ahead) => {
+                        self.publish_in_order(ahead.iter().chain(std::iter::once(event)), event, position).await
+                    }
                     Err(e) => Err(e),
                 };
                 if let Err(e) = result {
@@ -285,7 +287,11 @@ impl Publisher {
     /// the credit commits a later version under a smaller xid. Those are published
     /// before `event` (and skipped when the feed reaches them), so that each credit's
     /// events are always published in version order.
-    async fn predecessors_ahead(&self, event: &RecordedEvent, position: &Position) -> Result<Vec<RecordedEvent>, async_nats::Error> {
+    async fn predecessors_ahead(
+        &self,
+        event: &RecordedEvent,
+        position: &Position,
+    ) -> Result<Vec<RecordedEvent>, async_nats::Error> {
         let known = position.published_versions.get(&(event.site_id, event.billing_credit_id)).copied().unwrap_or(0);
         let mut ahead = vec![];
         let mut version = event.version;
@@ -341,8 +347,9 @@ impl Publisher {
             Some(entry) if entry.operation == kv::Operation::Put => {
                 let checkpoint: Checkpoint = serde_json::from_slice(&entry.value)
                     .map_err(|e| anyhow::anyhow!("the checkpoint in {} is unreadable: {e}", self.settings.kv_bucket))?;
-                let cursor = FeedCursor::decode(&checkpoint.cursor)
-                    .ok_or_else(|| anyhow::anyhow!("the checkpoint cursor {:?} is not a feed cursor", checkpoint.cursor))?;
+                let cursor = FeedCursor::decode(&checkpoint.cursor).ok_or_else(|| {
+                    anyhow::anyhow!("the checkpoint cursor {:?} is not a feed cursor", checkpoint.cursor)
+                })?;
                 Ok(Position::at(cursor, checkpoint.event_id, Some(entry.revision)))
             }
             _ => Ok(start),
@@ -372,7 +379,10 @@ impl Publisher {
             Err(error) => {
                 let current = self.kv.entry(CHECKPOINT_KEY).await;
                 match current {
-                    Ok(entry) if entry.as_ref().filter(|e| e.operation == kv::Operation::Put).map(|e| e.revision) != position.revision => {
+                    Ok(entry)
+                        if entry.as_ref().filter(|e| e.operation == kv::Operation::Put).map(|e| e.revision)
+                            != position.revision =>
+                    {
                         tracing::warn!("the publication checkpoint was written by another replica; stepping back");
                         Err(Step::Lost)
                     }

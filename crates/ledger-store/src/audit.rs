@@ -87,7 +87,11 @@ impl StreamFold {
 
 /// Why `event` cannot be folded onto `credit`, if it cannot: a stream starts with
 /// CreditIssued and holds it nowhere else. Both replays and verify fold through this.
-pub(crate) fn misplaced(credit: Option<&Credit>, event: &ledger_domain::Event, at: &ledger_domain::EventPosition) -> Option<String> {
+pub(crate) fn misplaced(
+    credit: Option<&Credit>,
+    event: &ledger_domain::Event,
+    at: &ledger_domain::EventPosition,
+) -> Option<String> {
     let starts_right = credit.is_some() == !matches!(event, ledger_domain::Event::CreditIssued(_));
     (!starts_right).then(|| format!("event {} ({}) cannot be version {}", at.event_id, event.event_type(), at.version))
 }
@@ -223,11 +227,14 @@ impl ProjectionScan<'_> {
 
 /// Checks every hash chain and compares every projection row with the replay of its
 /// events. Reports the problems found; `ok()` only when there are none.
-pub async fn verify(store: &dyn EventStore, site_id: Option<Uuid>, progress: Progress<'_>) -> Result<VerifyReport, StoreError> {
+pub async fn verify(
+    store: &dyn EventStore,
+    site_id: Option<Uuid>,
+    progress: Progress<'_>,
+) -> Result<VerifyReport, StoreError> {
     let mut report = VerifyReport::default();
     let mut scan = EventScan::new(store, site_id);
-    let mut projections =
-        ProjectionScan { store, site_id, buffer: Default::default(), after: None, done: false };
+    let mut projections = ProjectionScan { store, site_id, buffer: Default::default(), after: None, done: false };
     let mut current: Option<StreamFold> = None;
     let mut broken_stream = false;
     loop {

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use ledger_domain::{decide, decide_consume, Allocation, Command, ConsumeRequest, Credit};
 use uuid::Uuid;
 
-use crate::{Committed, CommandMeta, EventStore, Execution, StoreError};
+use crate::{CommandMeta, Committed, EventStore, Execution, StoreError};
 
 /// One command on one credit, judged at `meta.occurred_at`. With `expected_version`
 /// (If-Match), a credit that has moved on is refused with
@@ -70,7 +70,11 @@ pub fn consume_execution(site_id: Uuid, ids: Vec<Uuid>, request: ConsumeRequest,
 }
 
 /// The ids a consume for this member may spend from.
-pub async fn consume_candidates(store: &dyn EventStore, site_id: Uuid, membership_id: Uuid) -> Result<Vec<Uuid>, StoreError> {
+pub async fn consume_candidates(
+    store: &dyn EventStore,
+    site_id: Uuid,
+    membership_id: Uuid,
+) -> Result<Vec<Uuid>, StoreError> {
     let mut ids = store.membership_credit_ids(site_id, membership_id).await?;
     ids.truncate(ledger_domain::consume::CONSUME_CREDITS_MAX);
     Ok(ids)
@@ -82,7 +86,9 @@ pub fn allocations(committed: &Committed) -> Vec<Allocation> {
         .events
         .iter()
         .filter_map(|e| match &e.event {
-            ledger_domain::Event::CreditUsed(used) => Some(Allocation { billing_credit_id: e.billing_credit_id, amount: used.amount }),
+            ledger_domain::Event::CreditUsed(used) => {
+                Some(Allocation { billing_credit_id: e.billing_credit_id, amount: used.amount })
+            }
             _ => None,
         })
         .collect()

@@ -13,7 +13,11 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a RecordedEvent>) -> Option<C
 }
 
 /// Every event of one stream, oldest first, read in bounded pages.
-pub async fn read_all(store: &dyn EventStore, site_id: Uuid, billing_credit_id: Uuid) -> Result<Vec<RecordedEvent>, StoreError> {
+pub async fn read_all(
+    store: &dyn EventStore,
+    site_id: Uuid,
+    billing_credit_id: Uuid,
+) -> Result<Vec<RecordedEvent>, StoreError> {
     let mut events: Vec<RecordedEvent> = Vec::new();
     loop {
         let after = events.last().map_or(0, |e| e.version);

@@ -18,8 +18,8 @@ use async_trait::async_trait;
 use ledger_domain::{Credit, DomainError, Event};
 use uuid::Uuid;
 
-pub mod chain;
 pub mod audit;
+pub mod chain;
 pub mod commands;
 mod group;
 pub mod history;
@@ -181,7 +181,11 @@ pub trait EventStore: Send + Sync + 'static {
     ) -> Result<StoredResponse, StoreError>;
 
     /// Credits whose endDate has passed with a balance left and no CreditExpired yet.
-    async fn due_for_expiry(&self, now: chrono::DateTime<chrono::Utc>, limit: u32) -> Result<Vec<(Uuid, Uuid)>, StoreError>;
+    async fn due_for_expiry(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<Vec<(Uuid, Uuid)>, StoreError>;
 
     /// Forgets idempotency keys recorded before `before`; returns how many.
     async fn purge_idempotency_keys(&self, before: chrono::DateTime<chrono::Utc>) -> Result<u64, StoreError>;
@@ -190,7 +194,12 @@ pub trait EventStore: Send + Sync + 'static {
     async fn membership_credit_ids(&self, site_id: Uuid, membership_id: Uuid) -> Result<Vec<Uuid>, StoreError>;
 
     /// Events in stream order (site, credit, version) after `after`, for replay and verify.
-    async fn scan_events(&self, site_id: Option<Uuid>, after: Option<StreamPosition>, limit: u32) -> Result<Vec<RecordedEvent>, StoreError>;
+    async fn scan_events(
+        &self,
+        site_id: Option<Uuid>,
+        after: Option<StreamPosition>,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
 
     /// Projection rows (deleted or not) in (site, credit) order after `after`, with their last hash.
     async fn scan_projections(
@@ -265,11 +274,8 @@ pub(crate) fn decision_to_appends(
         .into_iter()
         .filter(|(_, events)| !events.is_empty())
         .map(|(credit_id, events)| {
-            let expected_version = ids
-                .iter()
-                .position(|id| *id == credit_id)
-                .and_then(|i| loaded[i].as_ref())
-                .map_or(0, |c| c.version);
+            let expected_version =
+                ids.iter().position(|id| *id == credit_id).and_then(|i| loaded[i].as_ref()).map_or(0, |c| c.version);
             let events = events
                 .into_iter()
                 .enumerate()

@@ -220,7 +220,13 @@ pub struct ListQuery {
 
 impl Default for ListQuery {
     fn default() -> Self {
-        Self { filter: CreditFilter::default(), sort_by: SortField::default(), sort_order: SortOrder::default(), page: 0, page_size: 10 }
+        Self {
+            filter: CreditFilter::default(),
+            sort_by: SortField::default(),
+            sort_order: SortOrder::default(),
+            page: 0,
+            page_size: 10,
+        }
     }
 }
 

@@ -47,7 +47,9 @@ pub(crate) fn prepare(
 ) -> Result<(Vec<PreparedEvent>, Vec<PreparedCredit>), StoreError> {
     let event_count: usize = appends.iter().map(|a| a.events.len()).sum();
     if event_count > EVENTS_PER_APPEND_MAX {
-        return Err(StoreError::Rejected(format!("{event_count} events exceed the {EVENTS_PER_APPEND_MAX} per append")));
+        return Err(StoreError::Rejected(format!(
+            "{event_count} events exceed the {EVENTS_PER_APPEND_MAX} per append"
+        )));
     }
     let occurred_at = DateTime::from_timestamp_micros(meta.occurred_at.timestamp_micros()).expect("valid instant");
     let mut events = Vec::with_capacity(event_count);

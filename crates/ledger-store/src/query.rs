@@ -6,7 +6,8 @@ use uuid::Uuid;
 use crate::model::{CreditFilter, ListQuery};
 
 /// Every projection column, as both backends write them.
-pub(crate) const PROJECTION_COLUMNS: &str = "site_id, billing_credit_id, version, last_hash, deleted, expired, credit_type, \
+pub(crate) const PROJECTION_COLUMNS: &str =
+    "site_id, billing_credit_id, version, last_hash, deleted, expired, credit_type, \
      is_active, wellness_plan_id, wellness_plan_benefit_id, wellness_plan_membership_id, \
      wellness_plan_membership_cycle_id, wellness_plan_membership_status_period_id, start_date, end_date, \
      created_at, updated_at, total_amount, used_amount, wasted_amount, remaining_amount, state";
@@ -61,8 +62,12 @@ where
 /// backward scan gives nulls first), so that page is the ordered union of two index
 /// reads: the dated credits in the asked order, then the undated ones, each cut at the
 /// end of the page.
-pub(crate) fn push_page_select<'a, DB>(qb: &mut QueryBuilder<'a, DB>, columns: &str, site_id: Uuid, query: &'a ListQuery)
-where
+pub(crate) fn push_page_select<'a, DB>(
+    qb: &mut QueryBuilder<'a, DB>,
+    columns: &str,
+    site_id: Uuid,
+    query: &'a ListQuery,
+) where
     DB: Database,
     Uuid: Encode<'a, DB> + Type<DB>,
     bool: Encode<'a, DB> + Type<DB>,
@@ -83,7 +88,9 @@ where
     push_where(qb, site_id, &query.filter);
     qb.push(format_args!(" AND {col} IS NOT NULL ORDER BY {col} {dir}, billing_credit_id {dir} LIMIT "));
     qb.push_bind(end_of_page);
-    qb.push(format_args!(") dated UNION ALL SELECT * FROM (SELECT state, {col}, billing_credit_id, 1 AS undated FROM billing_credits"));
+    qb.push(format_args!(
+        ") dated UNION ALL SELECT * FROM (SELECT state, {col}, billing_credit_id, 1 AS undated FROM billing_credits"
+    ));
     push_where(qb, site_id, &query.filter);
     qb.push(format_args!(" AND {col} IS NULL ORDER BY billing_credit_id {dir} LIMIT "));
     qb.push_bind(end_of_page);

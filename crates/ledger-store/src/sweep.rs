@@ -52,7 +52,9 @@ pub async fn expire_due(store: &dyn EventStore, now: DateTime<Utc>) -> Result<u6
                     progressed = true;
                 }
                 // Another sweeper got there first, or the credit changed since it was listed.
-                Ok(_) | Err(StoreError::Domain(DomainError::AlreadyExpired | DomainError::NotFound)) => progressed = true,
+                Ok(_) | Err(StoreError::Domain(DomainError::AlreadyExpired | DomainError::NotFound)) => {
+                    progressed = true
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -115,7 +115,8 @@ async fn verify_names_a_tampered_projection_and_replay_repairs_it(backend: Backe
         Backend::Postgres => format!("'{}'", ids[0]),
         Backend::Sqlite => format!("X'{}'", ids[0].simple()),
     };
-    behind_the_back(&db, &format!("UPDATE billing_credits SET state = '{state}' WHERE billing_credit_id = {key}")).await;
+    behind_the_back(&db, &format!("UPDATE billing_credits SET state = '{state}' WHERE billing_credit_id = {key}"))
+        .await;
 
     let report = audit::verify(store.as_ref(), None, &|_| {}).await.unwrap();
     assert_eq!(report.finding_count, 1, "{:?}", report.findings);
@@ -132,7 +133,11 @@ async fn verify_names_a_tampered_list_counter_and_replay_recounts() {
     let store = db.store().await;
     let (site, _) = ledger(&store).await;
     let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    sqlx::query("UPDATE credit_counts SET live = live + 7 WHERE site_id = $1").bind(site).execute(&mut conn).await.unwrap();
+    sqlx::query("UPDATE credit_counts SET live = live + 7 WHERE site_id = $1")
+        .bind(site)
+        .execute(&mut conn)
+        .await
+        .unwrap();
     let report = audit::verify(store.as_ref(), None, &|_| {}).await.unwrap();
     assert_eq!(report.finding_count, 1, "{:?}", report.findings);
     assert!(report.findings[0].contains("counted 12 but the projection holds 5"), "{:?}", report.findings);

@@ -97,8 +97,16 @@ async fn a_reader_sees_every_event_once_while_writers_commit_out_of_order() {
     let (seen, cursor) = reader.await.unwrap();
     if seen.len() != written.len() {
         let mut conn = PgConnection::connect(&db.url).await.unwrap();
-        let rows: Vec<(String, i64, Uuid)> = sqlx::query_as("SELECT txid::text, position, event_id FROM events ORDER BY txid, position").fetch_all(&mut conn).await.unwrap();
-        for (t, p, id) in rows { if !seen.contains_key(&id) { eprintln!("missed txid={t} pos={p}"); } }
+        let rows: Vec<(String, i64, Uuid)> =
+            sqlx::query_as("SELECT txid::text, position, event_id FROM events ORDER BY txid, position")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        for (t, p, id) in rows {
+            if !seen.contains_key(&id) {
+                eprintln!("missed txid={t} pos={p}");
+            }
+        }
         eprintln!("cursor={cursor:?}");
         let snap: (String,) = sqlx::query_as("SELECT pg_current_snapshot()::text").fetch_one(&mut conn).await.unwrap();
         eprintln!("snapshot={snap:?}");

@@ -31,7 +31,8 @@ async fn issued_credit_reads_back_as_its_folded_events(backend: Backend) {
     let site = Uuid::new_v4();
     let id = issue(&store, site, draft("5")).await;
     run(&store, site, id, use_("2")).await.unwrap();
-    let committed = run(&store, site, id, Command::Waste { amount: d("1"), reason: Some("no-show".into()) }).await.unwrap();
+    let committed =
+        run(&store, site, id, Command::Waste { amount: d("1"), reason: Some("no-show".into()) }).await.unwrap();
 
     let credit = store.load(site, id).await.unwrap().unwrap();
     assert_eq!((credit.used_amount, credit.wasted_amount, credit.remaining_amount()), (d("2"), d("1"), d("2")));
@@ -50,7 +51,12 @@ async fn append_checks_the_expected_version(backend: Backend) {
         event_id: Uuid::new_v4(),
         event: Event::CreditUsed(CreditUsed { amount: d(amount), reference: None, note: None }),
     };
-    let at = |expected_version| StreamAppend { site_id: site, billing_credit_id: id, expected_version, events: vec![used("1")] };
+    let at = |expected_version| StreamAppend {
+        site_id: site,
+        billing_credit_id: id,
+        expected_version,
+        events: vec![used("1")],
+    };
     store.append(vec![at(1)], meta()).await.unwrap();
     let stale = store.append(vec![at(1)], meta()).await.unwrap_err();
     assert!(matches!(stale, StoreError::VersionConflict { expected: 1, actual: 2, .. }), "{stale:?}");
@@ -187,7 +193,13 @@ async fn list_filters_sorts_and_pages(backend: Backend) {
     assert_eq!(all.total, 6);
     assert_eq!(all.credits.iter().map(|c| c.billing_credit_id).collect::<Vec<_>>(), ids[..6].to_vec());
 
-    let by_total_desc = ListQuery { sort_by: SortField::TotalAmount, sort_order: SortOrder::Desc, page: 1, page_size: 4, ..Default::default() };
+    let by_total_desc = ListQuery {
+        sort_by: SortField::TotalAmount,
+        sort_order: SortOrder::Desc,
+        page: 1,
+        page_size: 4,
+        ..Default::default()
+    };
     let page = store.list(site, &by_total_desc).await.unwrap();
     assert_eq!(page.total, 6);
     assert_eq!(page.credits.iter().map(|c| c.total_amount).collect::<Vec<_>>(), vec![d("2"), d("1")]);

@@ -16,7 +16,11 @@ pub struct FieldRefusal {
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FieldRefusal> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| refusal(&e))?;
-    de.end().map_err(|e| FieldRefusal { field: "body".into(), rule: "malformed-json", message: without_position(&e.to_string()) })?;
+    de.end().map_err(|e| FieldRefusal {
+        field: "body".into(),
+        rule: "malformed-json",
+        message: without_position(&e.to_string()),
+    })?;
     Ok(value)
 }
 
@@ -32,7 +36,8 @@ fn refusal(e: &serde_path_to_error::Error<serde_json::Error>) -> FieldRefusal {
     if field == "." {
         field = String::new();
     }
-    let quoted = |prefix: &str| message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()).map(str::to_string);
+    let quoted =
+        |prefix: &str| message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()).map(str::to_string);
     let rule = if inner.is_syntax() || inner.is_eof() {
         field = "body".into();
         "malformed-json"

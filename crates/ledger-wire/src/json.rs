@@ -41,9 +41,7 @@ pub fn amount<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
 }
 
 pub fn optional_amount<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
-    Option::<serde_json::Number>::deserialize(d)?
-        .map(|n| decimal_from_number(&n).map_err(D::Error::custom))
-        .transpose()
+    Option::<serde_json::Number>::deserialize(d)?.map(|n| decimal_from_number(&n).map_err(D::Error::custom)).transpose()
 }
 
 pub fn serialize_amount<S: Serializer>(amount: &Decimal, s: S) -> Result<S::Ok, S::Error> {

@@ -23,7 +23,8 @@ pub async fn replay(common: &Common, args: &ReplayArgs) -> anyhow::Result<()> {
     let store = open_store(common).await?;
     let bar = spinner("replay");
     let limits = audit::ReplayLimits { credits_in_memory_max: usize::try_from(args.credits_in_memory_max)? };
-    let report = audit::replay(store.as_ref(), args.site, limits, &|n| bar.set_message(format!("replay: {n} events"))).await?;
+    let report =
+        audit::replay(store.as_ref(), args.site, limits, &|n| bar.set_message(format!("replay: {n} events"))).await?;
     bar.finish_and_clear();
     let rate = report.events as f64 / report.elapsed.as_secs_f64().max(1e-9);
     println!(
@@ -77,7 +78,8 @@ pub async fn export(common: &Common, args: &ExportArgs) -> anyhow::Result<()> {
             break;
         }
         for e in &page.events {
-            let in_range = args.from.is_none_or(|from| e.recorded_at >= from) && args.to.is_none_or(|to| e.recorded_at < to);
+            let in_range =
+                args.from.is_none_or(|from| e.recorded_at >= from) && args.to.is_none_or(|to| e.recorded_at < to);
             if in_range {
                 let line = ExportLine { event: LedgerEvent::from(e), payload: e.event.payload() };
                 serde_json::to_writer(&mut out, &line)?;

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "billing-credit-ledger", version, about = "Event-sourced ledger of wellness-plan billing credits (AHDS billing-credit API on :8083)")]
+#[command(
+    name = "billing-credit-ledger",
+    version,
+    about = "Event-sourced ledger of wellness-plan billing credits (AHDS billing-credit API on :8083)"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -42,15 +42,15 @@ pub async fn run(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
     let (auth, key_source) = keys::resolve(common)?;
     let listener = TcpListener::bind(&args.listen_addr).with_context(|| format!("binding {}", args.listen_addr))?;
     let port = listener.local_addr()?.port();
-    let settings = ServerSettings {
-        workers: args.http_workers,
-        shutdown_deadline: Duration::from_secs(args.shutdown_deadline_s),
-    };
+    let settings =
+        ServerSettings { workers: args.http_workers, shutdown_deadline: Duration::from_secs(args.shutdown_deadline_s) };
     let nats = match &args.nats_url {
         Some(url) => {
             let mut nats_settings = ledger_nats::NatsSettings::new(url.as_str());
             nats_settings.subject_prefix = args.nats_subject_prefix.clone();
-            let handle = ledger_nats::start(nats_settings, store.clone()).await.context("starting the NATS intake and publisher")?;
+            let handle = ledger_nats::start(nats_settings, store.clone())
+                .await
+                .context("starting the NATS intake and publisher")?;
             tracing::info!(url = %url, "NATS intake and publication running");
             Some(handle)
         }

@@ -30,7 +30,16 @@ async fn the_binary_serves_the_api_on_postgres() {
     let credit: Value = created.json().await.unwrap();
     let url = format!("{credits}/{}", credit["billingCreditId"].as_str().unwrap());
 
-    let patched: Value = client.patch(&url).bearer_auth(&token).json(&json!({ "usedAmount": 1 })).send().await.unwrap().json().await.unwrap();
+    let patched: Value = client
+        .patch(&url)
+        .bearer_auth(&token)
+        .json(&json!({ "usedAmount": 1 }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(patched["remainingAmount"], 3);
     let list: Value = client.get(&credits).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
     assert_eq!(list["meta"]["total"], 1);

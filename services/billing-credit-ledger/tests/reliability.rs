@@ -62,7 +62,9 @@ async fn consume_with_retries(
             }
             Ok(response) if response.status() == 422 => return None,
             Ok(response) if response.status() == 503 => tokio::time::sleep(Duration::from_millis(100)).await,
-            Ok(response) => panic!("{key}: unexpected {} {}", response.status(), response.text().await.unwrap_or_default()),
+            Ok(response) => {
+                panic!("{key}: unexpected {} {}", response.status(), response.text().await.unwrap_or_default())
+            }
             // The instance died under us: the same key through the other one.
             Err(_) => target = 1 - target,
         }
@@ -100,7 +102,9 @@ async fn two_instances_one_killed_mid_load_lose_and_double_nothing() {
                     let key = format!("client-{c}-request-{r}");
                     let body = json!({ "wellnessPlanMembershipId": member, "amount": 1 + (c + r) % 3,
                                        "creditType": "quantity", "measurementUnit": "visit", "reference": key });
-                    if let Some(allocated) = consume_with_retries(&client, &urls, (c + r) % 2, &token, &key, &body).await {
+                    if let Some(allocated) =
+                        consume_with_retries(&client, &urls, (c + r) % 2, &token, &key, &body).await
+                    {
                         accepted.push(Accepted { key, allocated });
                     }
                 }
@@ -184,7 +188,11 @@ impl PrivatePostgres {
         let dir = std::env::temp_dir().join(format!("ledger-pg-{}", Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         if is_root() {
-            assert!(Command::new("chown").args(["postgres:postgres", dir.to_str().unwrap()]).status().unwrap().success());
+            assert!(Command::new("chown")
+                .args(["postgres:postgres", dir.to_str().unwrap()])
+                .status()
+                .unwrap()
+                .success());
         }
         let pg = Self { dir, bin: Self::bin_dir(), port: free_port() };
         pg.run("initdb", &["-D", pg.data(), "-A", "trust", "-U", "postgres", "--no-sync"]);
@@ -296,14 +304,7 @@ async fn postgres_restart_answers_503_then_recovers_losing_nothing() {
     assert!(accepted > 0);
     let ready = client.get(format!("{}/readyz", service.base)).send().await.unwrap();
     assert_eq!(ready.status(), 200, "recovered by itself");
-    let credit: Value = client
-        .get(use_url.trim_end_matches("/use"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let credit: Value =
+        client.get(use_url.trim_end_matches("/use")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
     assert_eq!(amount(&credit["usedAmount"]), Decimal::from(accepted), "every accepted use stored, once");
 }

@@ -110,7 +110,12 @@ where
     }
     let elapsed = started.elapsed();
     reporter.abort();
-    eprintln!("[loadgen {label}] done in {:.1}s: {} ok, {} errors", elapsed.as_secs_f64(), total.latencies_us.len(), total.error_count());
+    eprintln!(
+        "[loadgen {label}] done in {:.1}s: {} ok, {} errors",
+        elapsed.as_secs_f64(),
+        total.latencies_us.len(),
+        total.error_count()
+    );
     (total, elapsed)
 }
 

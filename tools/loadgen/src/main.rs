@@ -166,7 +166,11 @@ impl Api {
             .timeout(Duration::from_secs(REQUEST_TIMEOUT_S))
             .build()?;
         let base = target.base_url.trim_end_matches('/');
-        Ok(Self { http, credits_url: format!("{base}/site/{}/ahds/v1/billing-credit", target.site), token: target.token.clone() })
+        Ok(Self {
+            http,
+            credits_url: format!("{base}/site/{}/ahds/v1/billing-credit", target.site),
+            token: target.token.clone(),
+        })
     }
 
     fn get(&self, path: &str) -> RequestBuilder {
@@ -198,7 +202,8 @@ fn credit_body(id: Uuid, membership: Uuid, total_amount: u64) -> Value {
 async fn seed(args: SeedArgs) -> anyhow::Result<Value> {
     anyhow::ensure!(args.credits_per_membership >= 1, "--credits-per-membership must be at least 1");
     let api = Api::new(&args.target, args.concurrency)?;
-    let memberships: Vec<Uuid> = (0..args.count.div_ceil(args.credits_per_membership)).map(|_| Uuid::new_v4()).collect();
+    let memberships: Vec<Uuid> =
+        (0..args.count.div_ceil(args.credits_per_membership)).map(|_| Uuid::new_v4()).collect();
     let credits: Arc<Vec<(Uuid, Uuid)>> = Arc::new(
         (0..args.count).map(|i| (Uuid::new_v4(), memberships[(i / args.credits_per_membership) as usize])).collect(),
     );
@@ -213,8 +218,10 @@ async fn seed(args: SeedArgs) -> anyhow::Result<Value> {
     }
     let lines: String = credits.iter().map(|(id, m)| format!("{id} {m}\n")).collect();
     std::fs::write(&args.out, lines).with_context(|| format!("writing {}", args.out.display()))?;
-    Ok(json!({ "kind": "seed", "credits": args.count, "memberships": memberships.len(), "concurrency": args.concurrency,
-               "result": tally.summary(elapsed) }))
+    Ok(
+        json!({ "kind": "seed", "credits": args.count, "memberships": memberships.len(), "concurrency": args.concurrency,
+               "result": tally.summary(elapsed) }),
+    )
 }
 
 /// (credit ids, distinct membership ids) of an ids file written by `seed`.
@@ -244,7 +251,9 @@ async fn use_credits(args: TimedArgs) -> anyhow::Result<Value> {
         api.post(&format!("/{id}/use"), &json!({ "amount": amount, "reference": format!("loadgen-{i}") }))
     })
     .await;
-    Ok(json!({ "kind": "use", "clients": args.clients, "duration_s": args.duration_s, "result": tally.summary(elapsed) }))
+    Ok(
+        json!({ "kind": "use", "clients": args.clients, "duration_s": args.duration_s, "result": tally.summary(elapsed) }),
+    )
 }
 
 async fn consume(args: TimedArgs) -> anyhow::Result<Value> {
@@ -252,16 +261,19 @@ async fn consume(args: TimedArgs) -> anyhow::Result<Value> {
     let api = Api::new(&args.target, args.clients)?;
     let amount = args.amount;
     let stop = Stop::After(Duration::from_secs(args.duration_s));
-    let (tally, elapsed) = drive(&format!("consume c={}", args.clients), args.clients, stop, move |rng: &mut Rng, i| {
-        let member = memberships[rng.below(memberships.len() as u64) as usize];
-        api.post(
-            "/consume",
-            &json!({ "wellnessPlanMembershipId": member, "amount": amount, "creditType": "quantity",
+    let (tally, elapsed) =
+        drive(&format!("consume c={}", args.clients), args.clients, stop, move |rng: &mut Rng, i| {
+            let member = memberships[rng.below(memberships.len() as u64) as usize];
+            api.post(
+                "/consume",
+                &json!({ "wellnessPlanMembershipId": member, "amount": amount, "creditType": "quantity",
                      "measurementUnit": SEED_UNIT_CODE, "reference": format!("loadgen-{i}") }),
-        )
-    })
-    .await;
-    Ok(json!({ "kind": "consume", "clients": args.clients, "duration_s": args.duration_s, "result": tally.summary(elapsed) }))
+            )
+        })
+        .await;
+    Ok(
+        json!({ "kind": "consume", "clients": args.clients, "duration_s": args.duration_s, "result": tally.summary(elapsed) }),
+    )
 }
 
 async fn seq(args: SeqArgs) -> anyhow::Result<Value> {
@@ -277,8 +289,10 @@ async fn seq(args: SeqArgs) -> anyhow::Result<Value> {
         }
         SeqKind::PostCreate => {
             let membership = Uuid::new_v4();
-            drive("post-create", 1, Stop::Count(args.count), move |_, _| api.post("", &credit_body(Uuid::new_v4(), membership, 10)))
-                .await
+            drive("post-create", 1, Stop::Count(args.count), move |_, _| {
+                api.post("", &credit_body(Uuid::new_v4(), membership, 10))
+            })
+            .await
         }
     };
     let kind = args.kind.to_possible_value().expect("no skipped variants").get_name().to_string();
@@ -294,5 +308,7 @@ async fn list(args: ListArgs) -> anyhow::Result<Value> {
         api.get(&format!("?{query}"))
     })
     .await;
-    Ok(json!({ "kind": "list", "clients": 1, "queries": args.queries, "max_page": args.max_page, "result": tally.summary(elapsed) }))
+    Ok(
+        json!({ "kind": "list", "clients": 1, "queries": args.queries, "max_page": args.max_page, "result": tally.summary(elapsed) }),
+    )
 }

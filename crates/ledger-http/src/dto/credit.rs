@@ -202,7 +202,14 @@ pub struct PageMeta {
 impl PageMeta {
     pub fn new(page: u32, page_size: u32, total: u64) -> Self {
         let total_pages = total.div_ceil(u64::from(page_size));
-        PageMeta { page, page_size, total, total_pages, has_next: u64::from(page) + 1 < total_pages, has_previous: page > 0 }
+        PageMeta {
+            page,
+            page_size,
+            total,
+            total_pages,
+            has_next: u64::from(page) + 1 < total_pages,
+            has_previous: page > 0,
+        }
     }
 }
 

@@ -130,7 +130,8 @@ pub struct LedgerEvent {
 
 impl From<&RecordedEvent> for LedgerEvent {
     fn from(e: &RecordedEvent) -> Self {
-        let (mut amount, mut delta, mut reference, mut reason, mut note, mut reverses) = (None, None, None, None, None, None);
+        let (mut amount, mut delta, mut reference, mut reason, mut note, mut reverses) =
+            (None, None, None, None, None, None);
         match &e.event {
             Event::CreditIssued(x) => amount = Some(x.total_amount),
             Event::CreditUsed(x) => (amount, reference, note) = (Some(x.amount), x.reference.clone(), x.note.clone()),
@@ -141,7 +142,9 @@ impl From<&RecordedEvent> for LedgerEvent {
             Event::CreditExpired(x) => (amount, reason) = (Some(x.amount), x.reason.clone()),
             Event::CreditTotalAdjusted(x) => (delta, reason) = (Some(x.delta), x.reason.clone()),
             Event::CreditDetailsChanged(_) => {}
-            Event::CreditActivated(x) | Event::CreditDeactivated(x) | Event::CreditDeleted(x) => reason = x.reason.clone(),
+            Event::CreditActivated(x) | Event::CreditDeactivated(x) | Event::CreditDeleted(x) => {
+                reason = x.reason.clone()
+            }
         }
         LedgerEvent {
             event_id: e.event_id,

@@ -1,11 +1,11 @@
 //! The six seed endpoints. Every write is a command run by the store under the credit's
 //! lock; nothing is updated in place.
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use ledger_domain::event::StatusChange;
 use ledger_domain::{decide, Command, DomainError};
-use actix_web::http::StatusCode;
 use ledger_store::{commands, history, CommandMeta, Execution};
 use uuid::Uuid;
 
@@ -18,7 +18,12 @@ use crate::problem::{ApiError, ReadProblems, WriteProblems};
 use crate::startup::AppState;
 
 /// One command on one credit for the caller, judged now.
-pub fn command_for<S>(access: &SiteAccess<S>, billing_credit_id: Uuid, command: Command, expected_version: Option<u64>) -> Execution {
+pub fn command_for<S>(
+    access: &SiteAccess<S>,
+    billing_credit_id: Uuid,
+    command: Command,
+    expected_version: Option<u64>,
+) -> Execution {
     let meta = CommandMeta::new(access.actor.clone(), Utc::now());
     commands::command_execution(access.site_id, billing_credit_id, command, meta, expected_version)
 }
@@ -30,7 +35,6 @@ pub fn credit_reply(status: StatusCode) -> Render {
         None => Reply::json(StatusCode::NOT_FOUND, &serde_json::json!({})),
     })
 }
-
 
 #[utoipa::path(
     post, path = "/site/{siteId}/ahds/v1/billing-credit", tag = "Billing Credit",
@@ -60,7 +64,9 @@ pub async fn create(
             let wanted = decide(None, &Command::Issue(draft), Utc::now())?;
             let existing = state.store.load(access.site_id, id).await?.filter(|c| !c.deleted);
             return match existing {
-                Some(credit) if wanted.first() == Some(&first.event) => Ok(credit_response(HttpResponse::Ok(), &credit)),
+                Some(credit) if wanted.first() == Some(&first.event) => {
+                    Ok(credit_response(HttpResponse::Ok(), &credit))
+                }
                 _ => Err(DomainError::AlreadyExists.into()),
             };
         }
@@ -81,7 +87,11 @@ pub async fn create(
     ),
     security(("bearer" = []))
 )]
-pub async fn list(access: SiteAccess<Read>, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    access: SiteAccess<Read>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let query = parse_list_query(&req)?;
     let page = state.store.list(access.site_id, &query).await?;
     Ok(HttpResponse::Ok().json(BillingCreditList {
@@ -101,7 +111,11 @@ pub async fn list(access: SiteAccess<Read>, req: HttpRequest, state: web::Data<A
     ),
     security(("bearer" = []))
 )]
-pub async fn get_one(access: SiteAccess<Read>, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn get_one(
+    access: SiteAccess<Read>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let id = credit_id(&req)?;
     let mut as_of = None;
     for (key, value) in super::ledger::query_pairs(&req)? {
@@ -111,7 +125,13 @@ pub async fn get_one(access: SiteAccess<Read>, req: HttpRequest, state: web::Dat
                     ApiError::bad_field("asOf", "invalid-instant", format!("{value:?} is not an RFC 3339 instant"))
                 })?)
             }
-            _ => return Err(ApiError::bad_field(key.clone(), "unknown-parameter", format!("{key} is not a parameter of this endpoint"))),
+            _ => {
+                return Err(ApiError::bad_field(
+                    key.clone(),
+                    "unknown-parameter",
+                    format!("{key} is not a parameter of this endpoint"),
+                ))
+            }
         }
     }
     let credit = match as_of {
@@ -179,7 +199,11 @@ pub async fn replace(
     ),
     security(("bearer" = []))
 )]
-pub async fn delete(access: SiteAccess<Write>, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn delete(
+    access: SiteAccess<Write>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let id = credit_id(&req)?;
     let execution = command_for(&access, id, Command::Delete(StatusChange::default()), if_match(&req)?);
     let render: Render = Box::new(|committed| {

@@ -22,7 +22,6 @@ pub const OCCURRED_AT_SKEW_MAX_S: i64 = 300;
 /// The default and largest page of the site feed.
 pub const FEED_LIMIT_DEFAULT: u32 = 100;
 
-
 /// Replies 200 with the credit and the events the operation wrote.
 fn operation_reply() -> Render {
     Box::new(|committed| match committed.credits.first() {
@@ -92,7 +91,12 @@ pub async fn use_credit(
     ),
     security(("bearer" = []))
 )]
-pub async fn waste(access: SiteAccess<Write>, req: HttpRequest, body: JsonBody<WasteBody>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn waste(
+    access: SiteAccess<Write>,
+    req: HttpRequest,
+    body: JsonBody<WasteBody>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let JsonBody { value, raw } = body;
     operate(access, req, &raw, Command::Waste { amount: value.amount, reason: Some(value.reason) }, &state).await
 }
@@ -108,7 +112,12 @@ pub async fn waste(access: SiteAccess<Write>, req: HttpRequest, body: JsonBody<W
     ),
     security(("bearer" = []))
 )]
-pub async fn expire(access: SiteAccess<Write>, req: HttpRequest, body: JsonBody<ExpireBody>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn expire(
+    access: SiteAccess<Write>,
+    req: HttpRequest,
+    body: JsonBody<ExpireBody>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let JsonBody { value, raw } = body;
     operate(access, req, &raw, Command::Expire { reason: value.reason }, &state).await
 }
@@ -124,7 +133,12 @@ pub async fn expire(access: SiteAccess<Write>, req: HttpRequest, body: JsonBody<
     ),
     security(("bearer" = []))
 )]
-pub async fn reverse(access: SiteAccess<Write>, req: HttpRequest, body: JsonBody<ReverseBody>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn reverse(
+    access: SiteAccess<Write>,
+    req: HttpRequest,
+    body: JsonBody<ReverseBody>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let JsonBody { value, raw } = body;
     let command = Command::Reverse { event_id: value.event_id, amount: value.amount, reason: value.reason };
     operate(access, req, &raw, command, &state).await
@@ -141,15 +155,28 @@ pub async fn reverse(access: SiteAccess<Write>, req: HttpRequest, body: JsonBody
     ),
     security(("bearer" = []))
 )]
-pub async fn consume(access: SiteAccess<Write>, req: HttpRequest, body: JsonBody<ConsumeBody>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn consume(
+    access: SiteAccess<Write>,
+    req: HttpRequest,
+    body: JsonBody<ConsumeBody>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let JsonBody { value, raw } = body;
     let unit_code = match (value.credit_type, value.currency, value.measurement_unit) {
         (CreditType::Monetary, Some(code), None) | (CreditType::Quantity, None, Some(code)) => code,
         (CreditType::Monetary, ..) => {
-            return Err(ApiError::bad_field("currency", "required", "a monetary consume names its currency (and no measurementUnit)"))
+            return Err(ApiError::bad_field(
+                "currency",
+                "required",
+                "a monetary consume names its currency (and no measurementUnit)",
+            ))
         }
         (CreditType::Quantity, ..) => {
-            return Err(ApiError::bad_field("measurementUnit", "required", "a quantity consume names its measurementUnit (and no currency)"))
+            return Err(ApiError::bad_field(
+                "measurementUnit",
+                "required",
+                "a quantity consume names its measurementUnit (and no currency)",
+            ))
         }
     };
     let requested = value.amount;
@@ -163,8 +190,10 @@ pub async fn consume(access: SiteAccess<Write>, req: HttpRequest, body: JsonBody
         reference: Some(value.reference),
         allow_partial: value.allow_partial.unwrap_or(false),
     };
-    let ids = commands::consume_candidates(state.store.as_ref(), access.site_id, request.wellness_plan_membership_id).await?;
-    let execution = commands::consume_execution(access.site_id, ids, request, CommandMeta::new(access.actor.clone(), Utc::now()));
+    let ids =
+        commands::consume_candidates(state.store.as_ref(), access.site_id, request.wellness_plan_membership_id).await?;
+    let execution =
+        commands::consume_execution(access.site_id, ids, request, CommandMeta::new(access.actor.clone(), Utc::now()));
     let render: Render = Box::new(move |committed| {
         let allocations = commands::allocations(committed);
         Reply::json(
@@ -191,14 +220,24 @@ pub async fn consume(access: SiteAccess<Write>, req: HttpRequest, body: JsonBody
     ),
     security(("bearer" = []))
 )]
-pub async fn history(access: SiteAccess<Audit>, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn history(
+    access: SiteAccess<Audit>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let id = credit_id(&req)?;
     let (mut page, mut page_size) = (0, 10);
     for (key, value) in query_pairs(&req)? {
         match key.as_str() {
             "page" => page = number(&key, &value, 0, ledger_store::PAGE_MAX)?,
             "pageSize" => page_size = number(&key, &value, 1, ledger_store::PAGE_SIZE_MAX)?,
-            _ => return Err(ApiError::bad_field(key.clone(), "unknown-parameter", format!("{key} is not a parameter of this endpoint"))),
+            _ => {
+                return Err(ApiError::bad_field(
+                    key.clone(),
+                    "unknown-parameter",
+                    format!("{key} is not a parameter of this endpoint"),
+                ))
+            }
         }
     }
     // Deleted credits keep their history: auditors read it after the tombstone too.
@@ -222,20 +261,32 @@ pub async fn history(access: SiteAccess<Audit>, req: HttpRequest, state: web::Da
     ),
     security(("bearer" = []))
 )]
-pub async fn site_feed(access: SiteAccess<Audit>, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn site_feed(
+    access: SiteAccess<Audit>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let (mut after, mut limit) = (FeedCursor::START, FEED_LIMIT_DEFAULT);
     for (key, value) in query_pairs(&req)? {
         match key.as_str() {
             "after" => {
-                after = FeedCursor::decode(&value)
-                    .ok_or_else(|| ApiError::bad_field("after", "invalid-cursor", "after must be a cursor this API returned"))?
+                after = FeedCursor::decode(&value).ok_or_else(|| {
+                    ApiError::bad_field("after", "invalid-cursor", "after must be a cursor this API returned")
+                })?
             }
             "limit" => limit = number(&key, &value, 1, READ_LIMIT_MAX)?,
-            _ => return Err(ApiError::bad_field(key.clone(), "unknown-parameter", format!("{key} is not a parameter of this endpoint"))),
+            _ => {
+                return Err(ApiError::bad_field(
+                    key.clone(),
+                    "unknown-parameter",
+                    format!("{key} is not a parameter of this endpoint"),
+                ))
+            }
         }
     }
     let page = state.store.feed(Some(access.site_id), after, limit).await?;
-    Ok(HttpResponse::Ok().json(FeedSlice { data: page.events.iter().map(LedgerEvent::from).collect(), next: page.next.encode() }))
+    Ok(HttpResponse::Ok()
+        .json(FeedSlice { data: page.events.iter().map(LedgerEvent::from).collect(), next: page.next.encode() }))
 }
 
 pub fn query_pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, ApiError> {

@@ -46,7 +46,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// The `{billingCreditId}` path segment as a UUID, or a 400 naming it.
 pub fn credit_id(req: &HttpRequest) -> Result<Uuid, ApiError> {
     let raw = req.match_info().get("billingCreditId").unwrap_or_default();
-    Uuid::parse_str(raw).map_err(|_| ApiError::bad_field("billingCreditId", "invalid-uuid", format!("{raw:?} is not a UUID")))
+    Uuid::parse_str(raw)
+        .map_err(|_| ApiError::bad_field("billingCreditId", "invalid-uuid", format!("{raw:?} is not a UUID")))
 }
 
 /// The strong ETag of a credit: its stream version.
@@ -65,11 +66,9 @@ pub fn if_match(req: &HttpRequest) -> Result<Option<u64>, ApiError> {
     if text == "*" {
         return Ok(None);
     }
-    text.trim_start_matches("W/")
-        .trim_matches('"')
-        .parse()
-        .map(Some)
-        .map_err(|_| ApiError::bad_field("If-Match", "invalid-etag", format!("{text:?} is not an ETag of this API (\"<version>\")")))
+    text.trim_start_matches("W/").trim_matches('"').parse().map(Some).map_err(|_| {
+        ApiError::bad_field("If-Match", "invalid-etag", format!("{text:?} is not an ETag of this API (\"<version>\")"))
+    })
 }
 
 /// 200/201 with the credit as body and its version as ETag.

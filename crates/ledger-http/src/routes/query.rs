@@ -84,7 +84,13 @@ pub fn parse_list_query(req: &HttpRequest) -> Result<ListQuery, ApiError> {
             "wellnessPlanMembershipStatusPeriodId" => {
                 filter.wellness_plan_membership_status_period_id = Some(uuid(key, value)?)
             }
-            _ => return Err(ApiError::bad_field(key.clone(), "unknown-parameter", format!("{key} is not a parameter of this endpoint"))),
+            _ => {
+                return Err(ApiError::bad_field(
+                    key.clone(),
+                    "unknown-parameter",
+                    format!("{key} is not a parameter of this endpoint"),
+                ))
+            }
         }
     }
     Ok(query)

@@ -129,17 +129,16 @@ pub async fn perform(
         }
         Err(_) => None,
     });
-    let stored = state
-        .store
-        .execute_idempotent(execution, IdempotencyKey { key, request_hash }, respond)
-        .await
-        .map_err(|e| match e {
-            StoreError::IdempotencyKeyReused => ApiError::Conflict {
-                detail: "this Idempotency-Key was already used for a different request".into(),
-                rule: "idempotency-key-reused",
+    let stored =
+        state.store.execute_idempotent(execution, IdempotencyKey { key, request_hash }, respond).await.map_err(
+            |e| match e {
+                StoreError::IdempotencyKeyReused => ApiError::Conflict {
+                    detail: "this Idempotency-Key was already used for a different request".into(),
+                    rule: "idempotency-key-reused",
+                },
+                other => other.into(),
             },
-            other => other.into(),
-        })?;
+        )?;
     let content_type = if stored.status >= 400 { "application/problem+json" } else { "application/json" };
     Ok(http(stored, content_type))
 }

@@ -70,7 +70,13 @@ async fn patch_changes_only_what_it_names(backend: Backend) {
     let body = format!(
         r#"{{"creditType":"quantity","startDate":"2025-01-01","totalAmount":5,"wellnessPlanId":"{plan}","extensions":{{"source":"engine","n":1.50}}}}"#
     );
-    let response = app.request(Method::POST, &app.credits_url()).header("content-type", "application/json").body(body).send().await.unwrap();
+    let response = app
+        .request(Method::POST, &app.credits_url())
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 201);
     let credit: Value = response.json().await.unwrap();
     let id = credit["billingCreditId"].as_str().unwrap();
@@ -87,7 +93,11 @@ async fn patch_changes_only_what_it_names(backend: Backend) {
     assert_eq!(patched["appliedTo"], json!({ "visit": "v-1" }));
     assert_eq!(patched["wellnessPlanId"], json!(plan), "untouched");
     assert_eq!(patched["extensions"], credit["extensions"], "untouched");
-    assert_eq!(serde_json::to_string(&patched["extensions"]).unwrap(), r#"{"n":1.50,"source":"engine"}"#, "kept as sent");
+    assert_eq!(
+        serde_json::to_string(&patched["extensions"]).unwrap(),
+        r#"{"n":1.50,"source":"engine"}"#,
+        "kept as sent"
+    );
     let cleared: Value = app
         .request(Method::PATCH, &app.credit_url(id))
         .json(&json!({ "wellnessPlanId": null }))
@@ -136,7 +146,8 @@ async fn amount_changes_become_delta_events(backend: Backend) {
     let id: Uuid = credit["billingCreditId"].as_str().unwrap().parse().unwrap();
     let patch = |body: Value| app.request(Method::PATCH, &app.credit_url(id)).json(&body).send();
     assert_eq!(patch(json!({ "usedAmount": 3 })).await.unwrap().status(), 200);
-    let response = patch(json!({ "usedAmount": 5, "wastedAmount": 1, "totalAmount": 12, "remainingAmount": 6 })).await.unwrap();
+    let response =
+        patch(json!({ "usedAmount": 5, "wastedAmount": 1, "totalAmount": 12, "remainingAmount": 6 })).await.unwrap();
     let credit: Value = response.json().await.unwrap();
     assert_eq!((credit["usedAmount"].clone(), credit["remainingAmount"].clone()), (json!(5), json!(6)));
     let events = app.db.store().await.read_stream(app.site, id, 0, 10).await.unwrap();
@@ -191,7 +202,8 @@ async fn delete_hides_the_credit_but_keeps_its_history(backend: Backend) {
     assert_problem(app.get(id).await, 404, "", "").await;
     let again = app.request(Method::DELETE, &app.credit_url(id)).send().await.unwrap();
     assert_problem(again, 404, "", "").await;
-    let patch = app.request(Method::PATCH, &app.credit_url(id)).json(&json!({ "totalAmount": 1 })).send().await.unwrap();
+    let patch =
+        app.request(Method::PATCH, &app.credit_url(id)).json(&json!({ "totalAmount": 1 })).send().await.unwrap();
     assert_problem(patch, 404, "", "").await;
     let list: Value = app.list("").await.json().await.unwrap();
     assert_eq!(list["meta"]["total"], 0);

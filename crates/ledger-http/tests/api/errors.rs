@@ -20,18 +20,45 @@ ledger_store::backend_tests!(
 async fn malformed_bodies_are_400_with_the_field(backend: Backend) {
     let app = TestApp::start(backend).await;
     let raw = |body: &str| {
-        app.request(Method::POST, &app.credits_url()).header("content-type", "application/json").body(body.to_string()).send()
+        app.request(Method::POST, &app.credits_url())
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
     };
     assert_problem(raw("{\"creditType\": ").await.unwrap(), 400, "body", "malformed-json").await;
     let cases = [
         (json!({ "startDate": "2025-01-01", "totalAmount": 1 }), "creditType", "required"),
-        (json!({ "creditType": "quantity", "startDate": "2025-01-01", "totalAmount": "5" }), "totalAmount", "invalid-type"),
-        (json!({ "creditType": "quantity", "startDate": "2025-01-01", "totalAmount": 5, "colour": "red" }), "colour", "unknown-field"),
+        (
+            json!({ "creditType": "quantity", "startDate": "2025-01-01", "totalAmount": "5" }),
+            "totalAmount",
+            "invalid-type",
+        ),
+        (
+            json!({ "creditType": "quantity", "startDate": "2025-01-01", "totalAmount": 5, "colour": "red" }),
+            "colour",
+            "unknown-field",
+        ),
         (json!({ "creditType": "visits", "startDate": "2025-01-01", "totalAmount": 5 }), "creditType", "invalid-value"),
-        (json!({ "creditType": "quantity", "startDate": "01/02/2025", "totalAmount": 5 }), "startDate", "invalid-value"),
-        (json!({ "creditType": "quantity", "startDate": "2025-01-01", "totalAmount": 5, "wellnessPlanId": "nope" }), "wellnessPlanId", "invalid-value"),
-        (json!({ "creditType": "quantity", "startDate": "2025-01-01", "totalAmount": 5, "currency": { "code": 5 } }), "currency.code", "invalid-type"),
-        (json!({ "creditType": "quantity", "startDate": "2025-01-01", "totalAmount": 5, "isActive": "yes" }), "isActive", "invalid-type"),
+        (
+            json!({ "creditType": "quantity", "startDate": "01/02/2025", "totalAmount": 5 }),
+            "startDate",
+            "invalid-value",
+        ),
+        (
+            json!({ "creditType": "quantity", "startDate": "2025-01-01", "totalAmount": 5, "wellnessPlanId": "nope" }),
+            "wellnessPlanId",
+            "invalid-value",
+        ),
+        (
+            json!({ "creditType": "quantity", "startDate": "2025-01-01", "totalAmount": 5, "currency": { "code": 5 } }),
+            "currency.code",
+            "invalid-type",
+        ),
+        (
+            json!({ "creditType": "quantity", "startDate": "2025-01-01", "totalAmount": 5, "isActive": "yes" }),
+            "isActive",
+            "invalid-type",
+        ),
     ];
     for (body, field, rule) in cases {
         assert_problem(app.post(&body).await, 400, field, rule).await;
@@ -43,13 +70,41 @@ async fn malformed_bodies_are_400_with_the_field(backend: Backend) {
 async fn business_rule_violations_are_422_with_the_rule(backend: Backend) {
     let app = TestApp::start(backend).await;
     let cases = [
-        (json!({ "creditType": "quantity", "startDate": "2025-01-01", "totalAmount": -1 }), "totalAmount", "amount-negative"),
-        (json!({ "creditType": "quantity", "startDate": "2025-01-01", "totalAmount": 1.5 }), "totalAmount", "amount-not-whole-units"),
-        (json!({ "creditType": "quantity", "startDate": "2025-01-01", "totalAmount": 5, "remainingAmount": 4 }), "remainingAmount", "remaining-mismatch"),
-        (json!({ "creditType": "quantity", "startDate": "2025-01-01", "totalAmount": 5, "usedAmount": 4, "wastedAmount": 2 }), "usedAmount", "used-plus-wasted-exceeds-total"),
-        (json!({ "creditType": "monetary", "startDate": "2025-01-01", "totalAmount": 5 }), "currency", "currency-required"),
-        (json!({ "creditType": "monetary", "startDate": "2025-01-01", "totalAmount": 5.001, "currency": { "code": "USD" } }), "totalAmount", "amount-finer-than-minor-unit"),
-        (json!({ "creditType": "quantity", "startDate": "2025-01-02", "endDate": "2025-01-01", "totalAmount": 5 }), "endDate", "end-before-start"),
+        (
+            json!({ "creditType": "quantity", "startDate": "2025-01-01", "totalAmount": -1 }),
+            "totalAmount",
+            "amount-negative",
+        ),
+        (
+            json!({ "creditType": "quantity", "startDate": "2025-01-01", "totalAmount": 1.5 }),
+            "totalAmount",
+            "amount-not-whole-units",
+        ),
+        (
+            json!({ "creditType": "quantity", "startDate": "2025-01-01", "totalAmount": 5, "remainingAmount": 4 }),
+            "remainingAmount",
+            "remaining-mismatch",
+        ),
+        (
+            json!({ "creditType": "quantity", "startDate": "2025-01-01", "totalAmount": 5, "usedAmount": 4, "wastedAmount": 2 }),
+            "usedAmount",
+            "used-plus-wasted-exceeds-total",
+        ),
+        (
+            json!({ "creditType": "monetary", "startDate": "2025-01-01", "totalAmount": 5 }),
+            "currency",
+            "currency-required",
+        ),
+        (
+            json!({ "creditType": "monetary", "startDate": "2025-01-01", "totalAmount": 5.001, "currency": { "code": "USD" } }),
+            "totalAmount",
+            "amount-finer-than-minor-unit",
+        ),
+        (
+            json!({ "creditType": "quantity", "startDate": "2025-01-02", "endDate": "2025-01-01", "totalAmount": 5 }),
+            "endDate",
+            "end-before-start",
+        ),
     ];
     for (body, field, rule) in cases {
         assert_problem(app.post(&body).await, 422, field, rule).await;
@@ -63,7 +118,13 @@ async fn oversized_and_non_json_bodies(backend: Backend) {
     let mut huge = visits(1);
     huge["extensions"] = json!({ "blob": "x".repeat(100_000) });
     assert_problem(app.post(&huge).await, 413, "", "").await;
-    let text = app.request(Method::POST, &app.credits_url()).header("content-type", "text/plain").body("{}").send().await.unwrap();
+    let text = app
+        .request(Method::POST, &app.credits_url())
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_problem(text, 415, "", "").await;
     let credit = app.create(visits(1)).await;
     let id = credit["billingCreditId"].as_str().unwrap();
@@ -74,7 +135,8 @@ async fn oversized_and_non_json_bodies(backend: Backend) {
 async fn bad_path_and_query_values_are_400(backend: Backend) {
     let app = TestApp::start(backend).await;
     assert_problem(app.get("not-a-uuid").await, 400, "billingCreditId", "invalid-uuid").await;
-    let bad_site = app.request(Method::GET, &format!("{}/site/nope/ahds/v1/billing-credit", app.base)).send().await.unwrap();
+    let bad_site =
+        app.request(Method::GET, &format!("{}/site/nope/ahds/v1/billing-credit", app.base)).send().await.unwrap();
     // The token is checked first (valid here), then the site id.
     assert_problem(bad_site, 400, "siteId", "invalid-uuid").await;
     for (query, field, rule) in [
@@ -160,7 +222,8 @@ async fn every_endpoint_refuses_other_sites_and_missing_scopes(backend: Backend)
     let other_app_url = format!("{}/site/{other_site}/ahds/v1/billing-credit", app.base);
     let theirs = app.client.get(format!("{other_app_url}/{id}")).bearer_auth(&wrong_site).send().await.unwrap();
     assert_problem(theirs, 404, "", "").await;
-    let list: Value = app.client.get(&other_app_url).bearer_auth(&wrong_site).send().await.unwrap().json().await.unwrap();
+    let list: Value =
+        app.client.get(&other_app_url).bearer_auth(&wrong_site).send().await.unwrap().json().await.unwrap();
     assert_eq!(list["meta"]["total"], 0);
     assert_eq!(app.get(id).await.json::<Value>().await.unwrap(), credit, "nothing changed");
 }

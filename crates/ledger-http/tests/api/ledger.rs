@@ -47,12 +47,42 @@ async fn use_waste_expire_reverse_and_their_refusals(backend: Backend) {
     assert_eq!(used["events"][0]["actor"], "tester");
     let use_event = used["events"][0]["eventId"].as_str().unwrap().to_string();
 
-    assert_problem(op(&app, &id, "use", json!({ "amount": 4, "reference": "v" })).await, 422, "amount", "insufficient-balance").await;
-    assert_problem(op(&app, &id, "use", json!({ "amount": 0, "reference": "v" })).await, 422, "amount", "amount-not-positive").await;
+    assert_problem(
+        op(&app, &id, "use", json!({ "amount": 4, "reference": "v" })).await,
+        422,
+        "amount",
+        "insufficient-balance",
+    )
+    .await;
+    assert_problem(
+        op(&app, &id, "use", json!({ "amount": 0, "reference": "v" })).await,
+        422,
+        "amount",
+        "amount-not-positive",
+    )
+    .await;
     assert_problem(op(&app, &id, "use", json!({ "amount": 1 })).await, 400, "reference", "required").await;
-    assert_problem(op(&app, &id, "use", json!({ "amount": 1, "reference": "v", "occurredAt": "2099-01-01" })).await, 400, "occurredAt", "in-the-future").await;
-    assert_problem(op(&app, &id, "use", json!({ "amount": 1, "reference": "v", "occurredAt": "2024-12-31" })).await, 422, "", "credit-not-started").await;
-    assert_problem(op(&app, &Uuid::new_v4().to_string(), "use", json!({ "amount": 1, "reference": "v" })).await, 404, "", "").await;
+    assert_problem(
+        op(&app, &id, "use", json!({ "amount": 1, "reference": "v", "occurredAt": "2099-01-01" })).await,
+        400,
+        "occurredAt",
+        "in-the-future",
+    )
+    .await;
+    assert_problem(
+        op(&app, &id, "use", json!({ "amount": 1, "reference": "v", "occurredAt": "2024-12-31" })).await,
+        422,
+        "",
+        "credit-not-started",
+    )
+    .await;
+    assert_problem(
+        op(&app, &Uuid::new_v4().to_string(), "use", json!({ "amount": 1, "reference": "v" })).await,
+        404,
+        "",
+        "",
+    )
+    .await;
 
     let wasted: Value = op(&app, &id, "waste", json!({ "amount": 1, "reason": "no-show" })).await.json().await.unwrap();
     assert_eq!(wasted["billingCredit"]["wastedAmount"], 1);
@@ -63,8 +93,20 @@ async fn use_waste_expire_reverse_and_their_refusals(backend: Backend) {
     assert_eq!(partial["billingCredit"]["usedAmount"], 1);
     assert_eq!(partial["events"][0]["type"], "CreditUseReversed");
     assert_eq!(partial["events"][0]["reverses"], json!(use_event));
-    assert_problem(op(&app, &id, "reverse", json!({ "eventId": use_event, "amount": 2 })).await, 422, "amount", "reversal-exceeds-movement").await;
-    assert_problem(op(&app, &id, "reverse", json!({ "eventId": Uuid::new_v4() })).await, 422, "eventId", "event-not-reversible").await;
+    assert_problem(
+        op(&app, &id, "reverse", json!({ "eventId": use_event, "amount": 2 })).await,
+        422,
+        "amount",
+        "reversal-exceeds-movement",
+    )
+    .await;
+    assert_problem(
+        op(&app, &id, "reverse", json!({ "eventId": Uuid::new_v4() })).await,
+        422,
+        "eventId",
+        "event-not-reversible",
+    )
+    .await;
 
     let stale = app
         .request(Method::POST, &format!("{}/use", app.credit_url(&id)))
@@ -80,16 +122,24 @@ async fn use_waste_expire_reverse_and_their_refusals(backend: Backend) {
     assert_eq!(expired["billingCredit"]["wastedAmount"], 4);
     assert_eq!(expired["events"][0]["amount"], 3);
     assert_problem(op(&app, &id, "expire", json!({})).await, 409, "", "").await;
-    assert_problem(op(&app, &id, "use", json!({ "amount": 1, "reference": "v" })).await, 422, "", "credit-expired").await;
+    assert_problem(op(&app, &id, "use", json!({ "amount": 1, "reference": "v" })).await, 422, "", "credit-expired")
+        .await;
 
     let mut inactive = visits(2);
     inactive["isActive"] = json!(false);
     let sleeping = credit_id(&app, inactive).await;
-    assert_problem(op(&app, &sleeping, "use", json!({ "amount": 1, "reference": "v" })).await, 422, "", "credit-inactive").await;
+    assert_problem(
+        op(&app, &sleeping, "use", json!({ "amount": 1, "reference": "v" })).await,
+        422,
+        "",
+        "credit-inactive",
+    )
+    .await;
     let mut ended = visits(2);
     ended["endDate"] = json!("2025-02-01");
     let over = credit_id(&app, ended).await;
-    assert_problem(op(&app, &over, "use", json!({ "amount": 1, "reference": "v" })).await, 422, "", "credit-ended").await;
+    assert_problem(op(&app, &over, "use", json!({ "amount": 1, "reference": "v" })).await, 422, "", "credit-ended")
+        .await;
 }
 
 /// Three credits of one member: 4 visits ending soon, 3 ending later, 5 with no end.
@@ -226,7 +276,8 @@ async fn idempotency_key_replays_the_first_response(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(refused.status(), 422);
-    let patch = app.request(Method::PATCH, &app.credit_url(&credit)).json(&json!({ "totalAmount": 5 })).send().await.unwrap();
+    let patch =
+        app.request(Method::PATCH, &app.credit_url(&credit)).json(&json!({ "totalAmount": 5 })).send().await.unwrap();
     assert_eq!(patch.status(), 200);
     let retried = app
         .request(Method::POST, &format!("{}/use", app.credit_url(&credit)))
@@ -242,7 +293,15 @@ async fn idempotency_key_replays_the_first_response(backend: Backend) {
     let other_site = Uuid::new_v4();
     let token = token_for(&[&other_site.to_string()], ALL_SCOPES, 3600);
     let url = format!("{}/site/{other_site}/ahds/v1/billing-credit", app.base);
-    let there = app.client.post(&url).bearer_auth(&token).header("Idempotency-Key", "consume-1").json(&visits(1)).send().await.unwrap();
+    let there = app
+        .client
+        .post(&url)
+        .bearer_auth(&token)
+        .header("Idempotency-Key", "consume-1")
+        .json(&visits(1))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(there.status(), 201);
 }
 
@@ -287,16 +346,31 @@ async fn history_pages_and_as_of_rebuilds_the_past(backend: Backend) {
         snapshots.push(snapshot(result["billingCredit"].clone()));
     }
     for (at, expected) in &snapshots {
-        let then: Value = app.request(Method::GET, &format!("{}?asOf={at}", app.credit_url(&id))).send().await.unwrap().json().await.unwrap();
+        let then: Value = app
+            .request(Method::GET, &format!("{}?asOf={at}", app.credit_url(&id)))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(&then, expected, "as of {at}");
     }
-    let before = app.request(Method::GET, &format!("{}?asOf=2020-01-01T00:00:00Z", app.credit_url(&id))).send().await.unwrap();
+    let before =
+        app.request(Method::GET, &format!("{}?asOf=2020-01-01T00:00:00Z", app.credit_url(&id))).send().await.unwrap();
     assert_problem(before, 404, "", "").await;
     let bad = app.request(Method::GET, &format!("{}?asOf=yesterday", app.credit_url(&id))).send().await.unwrap();
     assert_problem(bad, 400, "asOf", "invalid-instant").await;
 
     let events_url = format!("{}/events", app.credit_url(&id));
-    let page: Value = app.request(Method::GET, &format!("{events_url}?page=1&pageSize=3")).send().await.unwrap().json().await.unwrap();
+    let page: Value = app
+        .request(Method::GET, &format!("{events_url}?page=1&pageSize=3"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(page["meta"]["total"], 4);
     assert_eq!(page["data"].as_array().unwrap().len(), 1);
     assert_eq!(page["data"][0]["type"], "CreditUsed");
@@ -327,6 +401,10 @@ async fn site_feed_pages_through_every_event(backend: Backend) {
         after = slice["next"].as_str().unwrap().to_string();
     }
     assert!(seen.values().all(|n| *n == 1));
-    let bad = app.request(Method::GET, &format!("{}/site/{}/ahds/v1/billing-credit-events?after=zzz", app.base, app.site)).send().await.unwrap();
+    let bad = app
+        .request(Method::GET, &format!("{}/site/{}/ahds/v1/billing-credit-events?after=zzz", app.base, app.site))
+        .send()
+        .await
+        .unwrap();
     assert_problem(bad, 400, "after", "invalid-cursor").await;
 }

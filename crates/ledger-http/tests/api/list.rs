@@ -40,7 +40,8 @@ async fn every_filter_selects_its_credits(backend: Backend) {
     for (field, value, id) in &made {
         assert_eq!(ids(&app, &format!("{field}={value}")).await, vec![id.clone()], "{field}");
     }
-    let mut inactive = json!({ "creditType": "monetary", "startDate": "2025-01-01", "totalAmount": 10, "isActive": false });
+    let mut inactive =
+        json!({ "creditType": "monetary", "startDate": "2025-01-01", "totalAmount": 10, "isActive": false });
     inactive["currency"] = json!({ "code": "EUR" });
     let money = app.create(inactive).await["billingCreditId"].as_str().unwrap().to_string();
     assert_eq!(ids(&app, "creditType=monetary").await, vec![money.clone()]);
@@ -106,7 +107,10 @@ async fn end_date_puts_undated_credits_last_both_ways_across_pages(backend: Back
         // Pages of 3 cross from dated to undated inside page 1.
         let mut seen = Vec::new();
         for page in 0..4 {
-            seen.extend(ids(&app, &format!("wellnessPlanId={plan}&sortBy=endDate&sortOrder={order}&page={page}&pageSize=3")).await);
+            seen.extend(
+                ids(&app, &format!("wellnessPlanId={plan}&sortBy=endDate&sortOrder={order}&page={page}&pageSize=3"))
+                    .await,
+            );
         }
         assert_eq!(seen, expected, "{order}");
         assert_eq!(ids(&app, &format!("sortBy=endDate&sortOrder={order}&pageSize=100")).await.len(), 11);
@@ -123,7 +127,10 @@ async fn paging_edges(backend: Backend) {
         async move { app.list(query).await.json::<Value>().await.unwrap() }
     };
     let first = page("pageSize=10").await;
-    assert_eq!(first["meta"], json!({ "page": 0, "pageSize": 10, "total": 23, "totalPages": 3, "hasNext": true, "hasPrevious": false }));
+    assert_eq!(
+        first["meta"],
+        json!({ "page": 0, "pageSize": 10, "total": 23, "totalPages": 3, "hasNext": true, "hasPrevious": false })
+    );
     let last = page("page=2&pageSize=10").await;
     assert_eq!(last["data"].as_array().unwrap().len(), 3);
     assert_eq!(last["meta"]["hasNext"], false);

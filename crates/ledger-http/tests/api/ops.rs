@@ -15,7 +15,12 @@ async fn health_ready_metrics_openapi_docs(backend: Backend) {
 
     app.create(visits(2)).await;
     let metrics = get("/metrics").await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("http_requests_total{route=\"/site/{siteId}/ahds/v1/billing-credit\",method=\"POST\",status=\"201\"}"), "{metrics}");
+    assert!(
+        metrics.contains(
+            "http_requests_total{route=\"/site/{siteId}/ahds/v1/billing-credit\",method=\"POST\",status=\"201\"}"
+        ),
+        "{metrics}"
+    );
     assert!(metrics.contains("http_request_duration_seconds_bucket"), "{metrics}");
     assert!(metrics.contains("ledger_events_appended_total"), "{metrics}");
 
@@ -26,7 +31,8 @@ async fn health_ready_metrics_openapi_docs(backend: Backend) {
         assert!(path[method].is_object(), "{method} documented");
     }
     let credits = &doc["paths"]["/site/{siteId}/ahds/v1/billing-credit"];
-    let params: Vec<&str> = credits["get"]["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let params: Vec<&str> =
+        credits["get"]["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
     for name in ["page", "pageSize", "sortBy", "sortOrder", "creditType", "isActive", "wellnessPlanMembershipId"] {
         assert!(params.contains(&name), "{name} in {params:?}");
     }

@@ -73,7 +73,10 @@ async fn seed_examples_round_trip(backend: Backend) {
         .json()
         .await
         .unwrap();
-    assert_eq!(list["meta"], json!({ "page": 0, "pageSize": 10, "total": 1, "totalPages": 1, "hasNext": false, "hasPrevious": false }));
+    assert_eq!(
+        list["meta"],
+        json!({ "page": 0, "pageSize": 10, "total": 1, "totalPages": 1, "hasNext": false, "hasPrevious": false })
+    );
     assert_like_seed(list["data"][0].clone());
 
     let deleted = app.request(Method::DELETE, &app.credit_url(SEED_ID)).send().await.unwrap();

@@ -86,7 +86,11 @@ impl Model {
             0..=3 => {
                 let amount = rng.range(1, 3) as i64;
                 self.touch(credit).used += amount;
-                let cmd = self.on(credit, "use", json!({"amount": amount, "reference": format!("visit-{}", rng.next() % 10_000)}));
+                let cmd = self.on(
+                    credit,
+                    "use",
+                    json!({"amount": amount, "reference": format!("visit-{}", rng.next() % 10_000)}),
+                );
                 self.uses.push((credit, cmd.id, amount));
                 cmd
             }
@@ -158,7 +162,13 @@ impl Model {
 
 /// The messages of one phase: each command once (Nats-Msg-Id = commandId), and the
 /// chosen ones again later in the phase with no Nats-Msg-Id.
-fn with_duplicates(env: &Env, site: Uuid, cmds: &[Cmd], twice: &HashSet<Uuid>, rng: &mut Rng) -> Vec<(String, Vec<u8>, Option<String>)> {
+fn with_duplicates(
+    env: &Env,
+    site: Uuid,
+    cmds: &[Cmd],
+    twice: &HashSet<Uuid>,
+    rng: &mut Rng,
+) -> Vec<(String, Vec<u8>, Option<String>)> {
     let subject = env.command_subject(site);
     let mut out: Vec<(String, Vec<u8>, Option<String>)> =
         cmds.iter().map(|c| (subject.clone(), c.body.to_string().into_bytes(), Some(c.id.to_string()))).collect();
@@ -251,7 +261,10 @@ async fn every_command_applies_once_and_every_event_is_published_once_across_a_c
     let was_publishing = first.is_publishing();
     drop(first); // abort: in-flight commands unacked, lease still held, no checkpoint flush
     let info = env.consumer_info().await;
-    eprintln!("killed with {} pending and {} unacked; it was publishing: {was_publishing}", info.num_pending, info.num_ack_pending);
+    eprintln!(
+        "killed with {} pending and {} unacked; it was publishing: {was_publishing}",
+        info.num_pending, info.num_ack_pending
+    );
     let second = ledger_nats::start(env.settings(), store.clone()).await.expect("restart");
     env.wait_drained(Duration::from_secs(40)).await;
 
@@ -263,7 +276,12 @@ async fn every_command_applies_once_and_every_event_is_published_once_across_a_c
     // Deliveries beyond one per message: the commands the crash left unacked.
     eprintln!("{} deliveries of {published} messages", info.delivered.consumer_sequence);
     assert!(info.delivered.consumer_sequence > published as u64, "the crash left commands to redeliver: {info:?}");
-    assert_eq!(env.stream_count(&env.rejection_stream()).await, 0, "{:#?}", env.read_stream(&env.rejection_stream()).await);
+    assert_eq!(
+        env.stream_count(&env.rejection_stream()).await,
+        0,
+        "{:#?}",
+        env.read_stream(&env.rejection_stream()).await
+    );
 
     // Each command applied exactly once: one event per command, none without one.
     let feed = wait_feed(store.as_ref(), COMMANDS, Duration::from_secs(20)).await;

@@ -43,7 +43,9 @@ async fn writer(store: Arc<dyn EventStore>, site: Uuid, shared: Vec<Uuid>, seed:
     let mut credits: Vec<Uuid> = (0..WRITER_CREDITS).map(|_| Uuid::new_v4()).collect();
     let meta = || CommandMeta::new("rest-client", Utc::now());
     for &c in &credits {
-        commands::run_command(store.as_ref(), site, c, Command::Issue(draft(10_000)), meta(), None).await.expect("issue");
+        commands::run_command(store.as_ref(), site, c, Command::Issue(draft(10_000)), meta(), None)
+            .await
+            .expect("issue");
     }
     credits.extend(shared);
     for _ in 0..WRITER_COMMANDS {
@@ -153,7 +155,8 @@ async fn the_feed_and_the_publication_agree_event_for_event_under_concurrent_wri
     for site in sites {
         let rest = site_feed(writers_store.as_ref(), site).await;
         let rest_by_id: HashMap<Uuid, &RecordedEvent> = rest.iter().map(|e| (e.event_id, e)).collect();
-        let by_rest: Vec<Value> = credit_ordered(&rest).0.iter().map(|id| ledger_nats::event_message(rest_by_id[id])).collect();
+        let by_rest: Vec<Value> =
+            credit_ordered(&rest).0.iter().map(|id| ledger_nats::event_message(rest_by_id[id])).collect();
         let by_nats: Vec<Value> =
             published.iter().map(|(_, _, b)| b).filter(|b| b["siteId"] == json!(site)).cloned().collect();
         assert_eq!(by_rest.len(), by_nats.len(), "site {site}");
@@ -166,7 +169,11 @@ async fn the_feed_and_the_publication_agree_event_for_event_under_concurrent_wri
     for (_, _, b) in &published {
         *per_type.entry(b["type"].as_str().unwrap().to_string()).or_default() += 1;
     }
-    eprintln!("{} events agree ({per_type:?}, {moved} published ahead of the feed for their credit's order) in {:?}", feed.len(), started.elapsed());
+    eprintln!(
+        "{} events agree ({per_type:?}, {moved} published ahead of the feed for their credit's order) in {:?}",
+        feed.len(),
+        started.elapsed()
+    );
 
     for replica in replicas.into_iter().flatten() {
         replica.shutdown().await.expect("graceful shutdown");

@@ -31,7 +31,12 @@ async fn refused_commands_are_answered_with_their_reason_and_never_redelivered()
     let credit = Uuid::new_v4();
     let subject = env.command_subject(site);
     let issue_id = Uuid::new_v4();
-    env.publish_all(vec![(subject.clone(), issue(issue_id, credit, 2).to_string().into_bytes(), Some(issue_id.to_string()))]).await;
+    env.publish_all(vec![(
+        subject.clone(),
+        issue(issue_id, credit, 2).to_string().into_bytes(),
+        Some(issue_id.to_string()),
+    )])
+    .await;
     env.wait_drained(Duration::from_secs(20)).await;
     assert_eq!(store.load(site, credit).await.unwrap().expect("issued").version, 1);
 
@@ -41,29 +46,85 @@ async fn refused_commands_are_answered_with_their_reason_and_never_redelivered()
     let mut cases: Vec<Case> = vec![];
     cases.push((None, subject.clone(), r#"{"commandId": "x", "type": "use","#.into(), "malformed-json", Some("body")));
     let c = id(());
-    cases.push((Some(c), subject.clone(), json!({"commandId": c, "type": "spend", "billingCreditId": credit}).to_string(), "unknown-command-type", Some("type")));
+    cases.push((
+        Some(c),
+        subject.clone(),
+        json!({"commandId": c, "type": "spend", "billingCreditId": credit}).to_string(),
+        "unknown-command-type",
+        Some("type"),
+    ));
     let c = id(());
-    cases.push((Some(c), subject.clone(), json!({"commandId": c, "type": "use", "billingCreditId": credit, "amount": "1", "reference": "r"}).to_string(), "invalid-type", Some("amount")));
+    cases.push((
+        Some(c),
+        subject.clone(),
+        json!({"commandId": c, "type": "use", "billingCreditId": credit, "amount": "1", "reference": "r"}).to_string(),
+        "invalid-type",
+        Some("amount"),
+    ));
     let c = id(());
     cases.push((Some(c), subject.clone(), json!({"commandId": c, "type": "use", "billingCreditId": credit, "amount": 1, "reference": "r", "colour": "red"}).to_string(), "unknown-field", Some("colour")));
-    cases.push((None, subject.clone(), json!({"type": "use", "billingCreditId": credit, "amount": 1, "reference": "r"}).to_string(), "required", Some("commandId")));
+    cases.push((
+        None,
+        subject.clone(),
+        json!({"type": "use", "billingCreditId": credit, "amount": 1, "reference": "r"}).to_string(),
+        "required",
+        Some("commandId"),
+    ));
     let overspend = id(());
-    cases.push((Some(overspend), subject.clone(), json!({"commandId": overspend, "type": "use", "billingCreditId": credit, "amount": 5, "reference": "r"}).to_string(), "insufficient-balance", Some("amount")));
+    cases.push((
+        Some(overspend),
+        subject.clone(),
+        json!({"commandId": overspend, "type": "use", "billingCreditId": credit, "amount": 5, "reference": "r"})
+            .to_string(),
+        "insufficient-balance",
+        Some("amount"),
+    ));
     let c = id(());
-    cases.push((Some(c), subject.clone(), json!({"commandId": c, "type": "use", "billingCreditId": Uuid::new_v4(), "amount": 1, "reference": "r"}).to_string(), "credit-not-found", None));
+    cases.push((
+        Some(c),
+        subject.clone(),
+        json!({"commandId": c, "type": "use", "billingCreditId": Uuid::new_v4(), "amount": 1, "reference": "r"})
+            .to_string(),
+        "credit-not-found",
+        None,
+    ));
     let c = id(());
-    cases.push((Some(c), subject.clone(), json!({"commandId": c, "type": "use", "billingCreditId": credit, "amount": 0.5, "reference": "r"}).to_string(), "amount-not-whole-units", Some("amount")));
+    cases.push((
+        Some(c),
+        subject.clone(),
+        json!({"commandId": c, "type": "use", "billingCreditId": credit, "amount": 0.5, "reference": "r"}).to_string(),
+        "amount-not-whole-units",
+        Some("amount"),
+    ));
     let c = id(());
-    cases.push((Some(c), subject.clone(), json!({"commandId": c, "type": "reverse", "billingCreditId": credit, "eventId": Uuid::new_v4()}).to_string(), "event-not-reversible", Some("eventId")));
+    cases.push((
+        Some(c),
+        subject.clone(),
+        json!({"commandId": c, "type": "reverse", "billingCreditId": credit, "eventId": Uuid::new_v4()}).to_string(),
+        "event-not-reversible",
+        Some("eventId"),
+    ));
     let c = id(());
-    cases.push((Some(c), subject.clone(), json!({"commandId": c, "type": "adjust", "billingCreditId": credit, "delta": 0}).to_string(), "adjustment-zero", Some("delta")));
+    cases.push((
+        Some(c),
+        subject.clone(),
+        json!({"commandId": c, "type": "adjust", "billingCreditId": credit, "delta": 0}).to_string(),
+        "adjustment-zero",
+        Some("delta"),
+    ));
     let c = id(());
     cases.push((Some(c), subject.clone(), issue(c, credit, 3).to_string(), "credit-already-exists", None));
     let c = id(());
     cases.push((Some(c), subject.clone(), json!({"commandId": c, "type": "consume", "wellnessPlanMembershipId": Uuid::new_v4(), "amount": 1, "creditType": "quantity", "measurementUnit": "visit", "reference": "inv-1"}).to_string(), "insufficient-balance", Some("amount")));
     let c = id(());
     let bad_site = format!("{}.commands.not-a-site", env.prefix());
-    cases.push((Some(c), bad_site, json!({"commandId": c, "type": "expire", "billingCreditId": credit}).to_string(), "invalid-site-id", Some("subject")));
+    cases.push((
+        Some(c),
+        bad_site,
+        json!({"commandId": c, "type": "expire", "billingCreditId": credit}).to_string(),
+        "invalid-site-id",
+        Some("subject"),
+    ));
 
     let mut messages: Vec<(String, Vec<u8>, Option<String>)> = cases
         .iter()
@@ -75,7 +136,13 @@ async fn refused_commands_are_answered_with_their_reason_and_never_redelivered()
     messages.push((subject.clone(), overspend_body.into_bytes(), None));
     // And a good command after them all: the intake goes on.
     let good = Uuid::new_v4();
-    messages.push((subject.clone(), json!({"commandId": good, "type": "use", "billingCreditId": credit, "amount": 1, "reference": "visit-1"}).to_string().into_bytes(), Some(good.to_string())));
+    messages.push((
+        subject.clone(),
+        json!({"commandId": good, "type": "use", "billingCreditId": credit, "amount": 1, "reference": "visit-1"})
+            .to_string()
+            .into_bytes(),
+        Some(good.to_string()),
+    ));
     let published = 1 + messages.len() as u64;
     env.publish_all(messages).await;
 

@@ -41,11 +41,14 @@ impl CountDeltas {
         if changes.is_empty() {
             return Ok(());
         }
-        let mut qb = QueryBuilder::<Postgres>::new("INSERT INTO credit_counts (site_id, credit_type, is_active, live) ");
+        let mut qb =
+            QueryBuilder::<Postgres>::new("INSERT INTO credit_counts (site_id, credit_type, is_active, live) ");
         qb.push_values(&changes, |mut b, ((site, credit_type, active), delta)| {
             b.push_bind(*site).push_bind(*credit_type).push_bind(*active).push_bind(*delta);
         });
-        qb.push(" ON CONFLICT (site_id, credit_type, is_active) DO UPDATE SET live = credit_counts.live + EXCLUDED.live");
+        qb.push(
+            " ON CONFLICT (site_id, credit_type, is_active) DO UPDATE SET live = credit_counts.live + EXCLUDED.live",
+        );
         qb.build().execute(conn).await.map_err(StoreError::from_sqlx)?;
         Ok(())
     }
@@ -65,7 +68,8 @@ pub(crate) async fn total_from_counts(
     if by_plan {
         return Ok(None);
     }
-    let mut qb = QueryBuilder::<Postgres>::new("SELECT COALESCE(sum(live), 0)::bigint FROM credit_counts WHERE site_id = ");
+    let mut qb =
+        QueryBuilder::<Postgres>::new("SELECT COALESCE(sum(live), 0)::bigint FROM credit_counts WHERE site_id = ");
     qb.push_bind(site_id);
     if let Some(credit_type) = filter.credit_type {
         qb.push(" AND credit_type = ").push_bind(credit_type.as_str());

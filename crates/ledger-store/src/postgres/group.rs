@@ -71,7 +71,10 @@ async fn applied_commands(
 }
 
 /// Inserts the group's events, in chunks, and returns them with their positions.
-pub(super) async fn insert_events(tx: &mut Transaction<'_, Postgres>, events: Vec<PreparedEvent>) -> Result<Vec<RecordedEvent>, StoreError> {
+pub(super) async fn insert_events(
+    tx: &mut Transaction<'_, Postgres>,
+    events: Vec<PreparedEvent>,
+) -> Result<Vec<RecordedEvent>, StoreError> {
     let mut positions: HashMap<Uuid, FeedCursor> = HashMap::with_capacity(events.len());
     for chunk in events.chunks(INSERT_EVENTS_MAX) {
         let mut qb = QueryBuilder::<Postgres>::new(

@@ -101,13 +101,20 @@ impl PgStore {
         .map_err(StoreError::from_sqlx)?;
         let mut found = Vec::with_capacity(rows.len());
         for row in rows {
-            found.push((row.get::<Uuid, _>("site_id"), row.get::<Uuid, _>("billing_credit_id"), parse_state(&row)?, hash_of(&row, "last_hash")?));
+            found.push((
+                row.get::<Uuid, _>("site_id"),
+                row.get::<Uuid, _>("billing_credit_id"),
+                parse_state(&row)?,
+                hash_of(&row, "last_hash")?,
+            ));
         }
         Ok(keys
             .iter()
             .map(|&(site_id, billing_credit_id)| {
                 match found.iter().find(|(s, c, _, _)| *s == site_id && *c == billing_credit_id) {
-                    Some((_, _, state, last_hash)) => LoadedStream { site_id, billing_credit_id, state: Some(state.clone()), last_hash: *last_hash },
+                    Some((_, _, state, last_hash)) => {
+                        LoadedStream { site_id, billing_credit_id, state: Some(state.clone()), last_hash: *last_hash }
+                    }
                     None => LoadedStream { site_id, billing_credit_id, state: None, last_hash: GENESIS },
                 }
             })
@@ -140,11 +147,12 @@ impl PgStore {
 
     /// The events already stored for these ids, when all of them are.
     async fn already_stored(&self, event_ids: &[Uuid]) -> Result<Option<Committed>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ANY($1) ORDER BY position"))
-            .bind(event_ids)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+        let rows =
+            sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ANY($1) ORDER BY position"))
+                .bind(event_ids)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(StoreError::from_sqlx)?;
         if rows.is_empty() {
             return Ok(None);
         }
@@ -156,7 +164,11 @@ impl PgStore {
 
     /// Runs an execution inside `tx` without committing. A `replayed` result wrote nothing
     /// (and may have left `tx` unusable): the caller must not commit it.
-    async fn execute_in(&self, tx: &mut Transaction<'_, Postgres>, execution: Execution) -> Result<Committed, StoreError> {
+    async fn execute_in(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        execution: Execution,
+    ) -> Result<Committed, StoreError> {
         let Execution { site_id, billing_credit_ids: ids, meta, decide } = execution;
         let keys: Vec<_> = ids.iter().map(|id| (site_id, *id)).collect();
         let loaded = Self::lock_streams(tx, &keys).await?;
@@ -180,7 +192,11 @@ impl PgStore {
             }
             Err(e) => return Err(e),
         };
-        let credits = if credits.is_empty() { states.into_iter().flatten().collect() } else { credits.into_iter().map(|c| c.credit).collect() };
+        let credits = if credits.is_empty() {
+            states.into_iter().flatten().collect()
+        } else {
+            credits.into_iter().map(|c| c.credit).collect()
+        };
         Ok(Committed { events, credits, replayed: false })
     }
 
@@ -246,19 +262,29 @@ impl EventStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(StoreError::from_sqlx)?;
-        let existing = sqlx::query("SELECT request_hash, status, body, headers FROM idempotency_keys WHERE site_id = $1 AND key = $2")
-            .bind(site_id)
-            .bind(&key.key)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+        let existing = sqlx::query(
+            "SELECT request_hash, status, body, headers FROM idempotency_keys WHERE site_id = $1 AND key = $2",
+        )
+        .bind(site_id)
+        .bind(&key.key)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(StoreError::from_sqlx)?;
         if let Some(row) = existing {
-            return crate::stored_response(row.get("request_hash"), row.get::<i16, _>("status") as u16, row.get("body"), row.get("headers"), &key);
+            return crate::stored_response(
+                row.get("request_hash"),
+                row.get::<i16, _>("status") as u16,
+                row.get("body"),
+                row.get("headers"),
+                &key,
+            );
         }
         let outcome = self.execute_in(&mut tx, execution).await;
         let replayed = matches!(&outcome, Ok(c) if c.replayed);
         let Some(response) = respond(&outcome) else {
-            return Err(outcome.err().unwrap_or_else(|| StoreError::Rejected("a successful outcome must be kept".into())));
+            return Err(outcome
+                .err()
+                .unwrap_or_else(|| StoreError::Rejected("a successful outcome must be kept".into())));
         };
         if !replayed {
             sqlx::query(
@@ -303,12 +329,14 @@ impl EventStore for PgStore {
     }
 
     async fn load(&self, site_id: Uuid, billing_credit_id: Uuid) -> Result<Option<Credit>, StoreError> {
-        let row = sqlx::query("SELECT state::text AS state FROM billing_credits WHERE site_id = $1 AND billing_credit_id = $2")
-            .bind(site_id)
-            .bind(billing_credit_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+        let row = sqlx::query(
+            "SELECT state::text AS state FROM billing_credits WHERE site_id = $1 AND billing_credit_id = $2",
+        )
+        .bind(site_id)
+        .bind(billing_credit_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
         row.as_ref().map(parse_state).transpose()
     }
 
@@ -386,7 +414,12 @@ impl EventStore for PgStore {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    async fn scan_events(&self, site_id: Option<Uuid>, after: Option<StreamPosition>, limit: u32) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn scan_events(
+        &self,
+        site_id: Option<Uuid>,
+        after: Option<StreamPosition>,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE true"));
         if let Some(site) = site_id {
             qb.push(" AND site_id = ").push_bind(site);
@@ -411,7 +444,8 @@ impl EventStore for PgStore {
         after: Option<(Uuid, Uuid)>,
         limit: u32,
     ) -> Result<Vec<(Credit, [u8; 32])>, StoreError> {
-        let mut qb = QueryBuilder::<Postgres>::new("SELECT state::text AS state, last_hash FROM billing_credits WHERE true");
+        let mut qb =
+            QueryBuilder::<Postgres>::new("SELECT state::text AS state, last_hash FROM billing_credits WHERE true");
         if let Some(site) = site_id {
             qb.push(" AND site_id = ").push_bind(site);
         }
@@ -424,7 +458,8 @@ impl EventStore for PgStore {
     }
 
     async fn put_projections(&self, rows: Vec<(Credit, [u8; 32])>) -> Result<(), StoreError> {
-        let rows: Vec<PreparedCredit> = rows.into_iter().map(|(credit, last_hash)| PreparedCredit { credit, last_hash }).collect();
+        let rows: Vec<PreparedCredit> =
+            rows.into_iter().map(|(credit, last_hash)| PreparedCredit { credit, last_hash }).collect();
         let mut conn = self.pool.acquire().await.map_err(StoreError::from_sqlx)?;
         upsert_projections(&mut conn, &rows, true).await
     }
@@ -482,7 +517,8 @@ pub(crate) async fn upsert_projections(
     only_forward: bool,
 ) -> Result<(), StoreError> {
     for chunk in rows.chunks(PROJECTION_ROWS_PER_INSERT_MAX) {
-        let states: Vec<String> = chunk.iter().map(|p| serde_json::to_string(&p.credit).expect("credits serialize")).collect();
+        let states: Vec<String> =
+            chunk.iter().map(|p| serde_json::to_string(&p.credit).expect("credits serialize")).collect();
         let mut qb = QueryBuilder::<Postgres>::new(format!("INSERT INTO billing_credits ({PROJECTION_COLUMNS}) "));
         qb.push_values(chunk.iter().zip(&states), |mut b, (p, state)| {
             let c = &p.credit;
@@ -526,12 +562,14 @@ async fn events_of_command<'e>(
     site_id: Uuid,
     command_id: Uuid,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE site_id = $1 AND command_id = $2 ORDER BY position"))
-        .bind(site_id)
-        .bind(command_id)
-        .fetch_all(executor)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+    let rows = sqlx::query(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE site_id = $1 AND command_id = $2 ORDER BY position"
+    ))
+    .bind(site_id)
+    .bind(command_id)
+    .fetch_all(executor)
+    .await
+    .map_err(StoreError::from_sqlx)?;
     rows.iter().map(read_event).collect()
 }
 
@@ -554,7 +592,8 @@ fn read_event(row: &PgRow) -> Result<RecordedEvent, StoreError> {
     let event_type: String = row.get("event_type");
     let schema_version: i16 = row.get("schema_version");
     let payload: &str = row.get("payload");
-    let event = read_stored(&event_type, schema_version as u16, payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let event =
+        read_stored(&event_type, schema_version as u16, payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let position: i64 = row.get("position");
     Ok(RecordedEvent {
         position,

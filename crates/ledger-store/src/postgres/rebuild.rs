@@ -27,9 +27,9 @@ use sqlx::{Connection, PgConnection, Row};
 use uuid::Uuid;
 
 use super::{counts, hash_of, PgStore};
-use crate::query::{PROJECTION_COLUMNS, PROJECTION_SET_EXCLUDED};
 use crate::audit::{misplaced, Progress, ReplayReport};
 use crate::prepare::PreparedCredit;
+use crate::query::{PROJECTION_COLUMNS, PROJECTION_SET_EXCLUDED};
 use crate::StoreError;
 
 /// The default bound on credits folded in memory at once: about 600 MiB. Passes of this
@@ -101,9 +101,14 @@ impl Fold {
 type IdRange = (u128, u128);
 
 enum Pass {
-    Folded { folds: HashMap<(Uuid, Uuid), Fold>, events: u64 },
+    Folded {
+        folds: HashMap<(Uuid, Uuid), Fold>,
+        events: u64,
+    },
     /// Abandoned after reading this many events.
-    TooManyCredits { events_read: u64 },
+    TooManyCredits {
+        events_read: u64,
+    },
 }
 
 /// Splits `range` into at most `parts` contiguous ranges of about equal width, in
@@ -119,7 +124,11 @@ fn split(range: IdRange, parts: u128) -> Vec<IdRange> {
 
 impl PgStore {
     /// Rebuilds every projection row from the events; see the module's doc.
-    pub(crate) async fn rebuild_all(&self, credits_in_memory_max: usize, progress: Progress<'_>) -> Result<ReplayReport, StoreError> {
+    pub(crate) async fn rebuild_all(
+        &self,
+        credits_in_memory_max: usize,
+        progress: Progress<'_>,
+    ) -> Result<ReplayReport, StoreError> {
         assert!(credits_in_memory_max > 0, "a pass must fold at least one credit");
         let started = Instant::now();
         let mut lock = self.pool.acquire().await.map_err(StoreError::from_sqlx)?;
@@ -139,7 +148,11 @@ impl PgStore {
     }
 
     /// Returns the events and credits rebuilt, and the passes it took.
-    async fn rebuild_under_lock(&self, credits_in_memory_max: usize, progress: Progress<'_>) -> Result<(u64, u64, u32), StoreError> {
+    async fn rebuild_under_lock(
+        &self,
+        credits_in_memory_max: usize,
+        progress: Progress<'_>,
+    ) -> Result<(u64, u64, u32), StoreError> {
         let mut conn = self.pool.acquire().await.map_err(StoreError::from_sqlx)?;
         // Created and filled in one transaction, so COPY can write the rows frozen and
         // all-visible: no VACUUM needed before counts can be read from an index alone.
@@ -169,7 +182,13 @@ impl PgStore {
                     credits += folds.len() as u64;
                     let count = folds.len();
                     copy_rebuilt(&mut load, folds).await?;
-                    tracing::info!(events = read, credits = count, folded_ms, copied_ms = pass_started.elapsed().as_millis() - folded_ms, "rebuild: pass done");
+                    tracing::info!(
+                        events = read,
+                        credits = count,
+                        folded_ms,
+                        copied_ms = pass_started.elapsed().as_millis() - folded_ms,
+                        "rebuild: pass done"
+                    );
                 }
                 Pass::TooManyCredits { .. } if range.0 == range.1 => {
                     return Err(StoreError::Rejected(format!(
@@ -179,7 +198,11 @@ impl PgStore {
                 }
                 Pass::TooManyCredits { events_read } => {
                     let parts = parts_for(&mut load, range, events_read).await?;
-                    tracing::info!(credits_in_memory_max, parts, "rebuild: a pass holds too many credits, splitting it");
+                    tracing::info!(
+                        credits_in_memory_max,
+                        parts,
+                        "rebuild: a pass holds too many credits, splitting it"
+                    );
                     // Popped from the end: the lowest range first.
                     ranges.extend(split(range, parts).into_iter().rev());
                 }
@@ -212,7 +235,13 @@ impl PgStore {
     }
 
     /// Folds the events of the credits whose ids fall in `range`, reading in physical order.
-    async fn fold_range(&self, range: IdRange, credits_max: usize, events_before: u64, progress: Progress<'_>) -> Result<Pass, StoreError> {
+    async fn fold_range(
+        &self,
+        range: IdRange,
+        credits_max: usize,
+        events_before: u64,
+        progress: Progress<'_>,
+    ) -> Result<Pass, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(StoreError::from_sqlx)?;
         let mut rows = sqlx::query(
             "SELECT site_id, billing_credit_id, event_id, version, event_type, schema_version, payload::text AS payload, \
@@ -255,10 +284,11 @@ impl PgStore {
 /// `events_read` events: the range's share of the table's estimated events, over what
 /// fitted, with a quarter to spare; two at least.
 async fn parts_for(conn: &mut PgConnection, range: IdRange, events_read: u64) -> Result<u128, StoreError> {
-    let estimated_events: f64 = sqlx::query_scalar("SELECT greatest(reltuples, 0)::float8 FROM pg_class WHERE oid = 'events'::regclass")
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+    let estimated_events: f64 =
+        sqlx::query_scalar("SELECT greatest(reltuples, 0)::float8 FROM pg_class WHERE oid = 'events'::regclass")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(StoreError::from_sqlx)?;
     let share = (range.1 - range.0) as f64 / u128::MAX as f64;
     let parts = (estimated_events * share * 1.25 / events_read.max(1) as f64).ceil();
     Ok((parts as u128).clamp(2, 1 << 16))
@@ -344,8 +374,12 @@ async fn index_definitions(conn: &mut PgConnection) -> Result<Vec<(String, Strin
             let (head, tail) = definition
                 .split_once(&format!(" {name} ON "))
                 .ok_or_else(|| StoreError::Corrupt(format!("unexpected index definition: {definition}")))?;
-            let (table, rest) = tail.split_once(" USING ").ok_or_else(|| StoreError::Corrupt(format!("unexpected index definition: {definition}")))?;
-            let table = table.strip_suffix(LIVE).ok_or_else(|| StoreError::Corrupt(format!("unexpected index definition: {definition}")))?;
+            let (table, rest) = tail
+                .split_once(" USING ")
+                .ok_or_else(|| StoreError::Corrupt(format!("unexpected index definition: {definition}")))?;
+            let table = table
+                .strip_suffix(LIVE)
+                .ok_or_else(|| StoreError::Corrupt(format!("unexpected index definition: {definition}")))?;
             Ok((name.clone(), format!("{head} {name}_rebuild ON {table}{REBUILD} USING {rest}")))
         })
         .collect()
@@ -365,7 +399,10 @@ const SWAP_LOCK_TIMEOUT_MS: u64 = 10_000;
 /// upgrading would deadlock with a writer that read the table and waits to write it.
 async fn swap_in(conn: &mut PgConnection, indexes: &[(String, String)], unseen_from: &str) -> Result<(), StoreError> {
     let mut tx = conn.begin().await.map_err(StoreError::from_sqlx)?;
-    let setup = [format!("SET LOCAL lock_timeout = {SWAP_LOCK_TIMEOUT_MS}"), format!("LOCK TABLE {LIVE} IN ACCESS EXCLUSIVE MODE")];
+    let setup = [
+        format!("SET LOCAL lock_timeout = {SWAP_LOCK_TIMEOUT_MS}"),
+        format!("LOCK TABLE {LIVE} IN ACCESS EXCLUSIVE MODE"),
+    ];
     for sql in &setup {
         sqlx::query(sql).execute(&mut *tx).await.map_err(StoreError::from_sqlx)?;
     }
@@ -417,7 +454,8 @@ mod tests {
         for command in commands {
             for event in decide(credit.as_ref(), &command, at).unwrap() {
                 let version = events.len() as u64 + 1;
-                let position = EventPosition { site_id, billing_credit_id, event_id: Uuid::new_v4(), version, recorded_at: at };
+                let position =
+                    EventPosition { site_id, billing_credit_id, event_id: Uuid::new_v4(), version, recorded_at: at };
                 credit = Some(evolve(credit, &event, &position));
                 events.push((event, position));
             }
@@ -440,7 +478,11 @@ mod tests {
         assert_eq!(in_order.credit.used_amount, Decimal::from(3));
         for order in [[1, 0, 2, 3], [3, 2, 1, 0], [0, 3, 1, 2]] {
             let shuffled = fold_in(&order);
-            assert_eq!((shuffled.credit, shuffled.last_hash), (in_order.credit.clone(), in_order.last_hash), "{order:?}");
+            assert_eq!(
+                (shuffled.credit, shuffled.last_hash),
+                (in_order.credit.clone(), in_order.last_hash),
+                "{order:?}"
+            );
         }
     }
 

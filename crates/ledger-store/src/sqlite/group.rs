@@ -54,7 +54,11 @@ async fn applied_commands(
         // An OR of equalities (see `load_streams`): SQLite searches events_command for each.
         let mut qb = QueryBuilder::<Sqlite>::new("SELECT DISTINCT site_id, command_id FROM events WHERE ");
         for (i, &(site_id, command_id)) in chunk.iter().enumerate() {
-            qb.push(if i == 0 { "(site_id = " } else { " OR (site_id = " }).push_bind(site_id).push(" AND command_id = ").push_bind(command_id).push(")");
+            qb.push(if i == 0 { "(site_id = " } else { " OR (site_id = " })
+                .push_bind(site_id)
+                .push(" AND command_id = ")
+                .push_bind(command_id)
+                .push(")");
         }
         let rows = qb.build().fetch_all(&mut **tx).await.map_err(StoreError::from_sqlx)?;
         applied.extend(rows.iter().map(|r| (r.get(0), r.get(1))));
@@ -63,7 +67,10 @@ async fn applied_commands(
 }
 
 /// Inserts events, in chunks, and returns them with their positions.
-pub(super) async fn insert_events(tx: &mut Transaction<'_, Sqlite>, events: Vec<PreparedEvent>) -> Result<Vec<RecordedEvent>, StoreError> {
+pub(super) async fn insert_events(
+    tx: &mut Transaction<'_, Sqlite>,
+    events: Vec<PreparedEvent>,
+) -> Result<Vec<RecordedEvent>, StoreError> {
     let mut positions: std::collections::HashMap<Uuid, i64> = std::collections::HashMap::with_capacity(events.len());
     for chunk in events.chunks(INSERT_EVENTS_MAX) {
         let mut qb = QueryBuilder::<Sqlite>::new(

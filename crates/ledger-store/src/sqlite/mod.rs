@@ -11,13 +11,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ledger_domain::{read_stored, Credit};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 use uuid::Uuid;
 
 use crate::chain::GENESIS;
 use crate::group::GroupCommit;
-use crate::prepare::{check_distinct_streams, now_micros, prepare, scaled_amount, LoadedStream, PreparedCredit, PreparedEvent};
+use crate::prepare::{
+    check_distinct_streams, now_micros, prepare, scaled_amount, LoadedStream, PreparedCredit, PreparedEvent,
+};
 use crate::query::{push_page_select, push_where, PROJECTION_COLUMNS, PROJECTION_SET_EXCLUDED};
 use crate::*;
 
@@ -117,25 +121,44 @@ impl SqliteStore {
     }
 
     /// Loads the credits' rows, one statement per chunk of keys.
-    async fn load_streams(tx: &mut Transaction<'_, Sqlite>, keys: &[(Uuid, Uuid)]) -> Result<Vec<LoadedStream>, StoreError> {
+    async fn load_streams(
+        tx: &mut Transaction<'_, Sqlite>,
+        keys: &[(Uuid, Uuid)],
+    ) -> Result<Vec<LoadedStream>, StoreError> {
         let mut found: HashMap<(Uuid, Uuid), LoadedStream> = HashMap::with_capacity(keys.len());
         for chunk in keys.chunks(LOAD_KEYS_MAX) {
             // An OR of equalities (no row-value IN, no leading `false OR`, which both make
             // SQLite scan the table): it searches the primary key for each.
-            let mut qb = QueryBuilder::<Sqlite>::new("SELECT site_id, billing_credit_id, state, last_hash FROM billing_credits WHERE ");
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "SELECT site_id, billing_credit_id, state, last_hash FROM billing_credits WHERE ",
+            );
             for (i, &(site_id, billing_credit_id)) in chunk.iter().enumerate() {
-                qb.push(if i == 0 { "(site_id = " } else { " OR (site_id = " }).push_bind(site_id).push(" AND billing_credit_id = ").push_bind(billing_credit_id).push(")");
+                qb.push(if i == 0 { "(site_id = " } else { " OR (site_id = " })
+                    .push_bind(site_id)
+                    .push(" AND billing_credit_id = ")
+                    .push_bind(billing_credit_id)
+                    .push(")");
             }
             for row in qb.build().fetch_all(&mut **tx).await.map_err(StoreError::from_sqlx)? {
                 let (site_id, billing_credit_id) = (row.get("site_id"), row.get("billing_credit_id"));
-                let stream = LoadedStream { site_id, billing_credit_id, state: Some(parse_state(&row)?), last_hash: hash_of(&row, "last_hash")? };
+                let stream = LoadedStream {
+                    site_id,
+                    billing_credit_id,
+                    state: Some(parse_state(&row)?),
+                    last_hash: hash_of(&row, "last_hash")?,
+                };
                 found.insert((site_id, billing_credit_id), stream);
             }
         }
         Ok(keys
             .iter()
             .map(|&(site_id, billing_credit_id)| {
-                found.remove(&(site_id, billing_credit_id)).unwrap_or(LoadedStream { site_id, billing_credit_id, state: None, last_hash: GENESIS })
+                found.remove(&(site_id, billing_credit_id)).unwrap_or(LoadedStream {
+                    site_id,
+                    billing_credit_id,
+                    state: None,
+                    last_hash: GENESIS,
+                })
             })
             .collect())
     }
@@ -188,7 +211,11 @@ impl SqliteStore {
 
     /// Runs an execution inside `tx` without committing. A `replayed` result wrote
     /// nothing: the caller must not commit it.
-    async fn execute_in(&self, tx: &mut Transaction<'static, Sqlite>, execution: Execution) -> Result<Committed, StoreError> {
+    async fn execute_in(
+        &self,
+        tx: &mut Transaction<'static, Sqlite>,
+        execution: Execution,
+    ) -> Result<Committed, StoreError> {
         let Execution { site_id, billing_credit_ids: ids, meta, decide } = execution;
         let keys: Vec<_> = ids.iter().map(|id| (site_id, *id)).collect();
         // Checked under the write lock: a concurrent duplicate waits, then sees ours.
@@ -204,7 +231,11 @@ impl SqliteStore {
         let appends = decision_to_appends(site_id, &states, &ids, decided, meta.command_id);
         let (events, credits) = prepare(&loaded, &appends, &meta, now_micros())?;
         let events = Self::write(tx, events, &credits).await?;
-        let credits = if credits.is_empty() { states.into_iter().flatten().collect() } else { credits.into_iter().map(|c| c.credit).collect() };
+        let credits = if credits.is_empty() {
+            states.into_iter().flatten().collect()
+        } else {
+            credits.into_iter().map(|c| c.credit).collect()
+        };
         Ok(Committed { events, credits, replayed: false })
     }
 }
@@ -257,19 +288,29 @@ impl EventStore for SqliteStore {
         let site_id = execution.site_id;
         // The write lock (BEGIN IMMEDIATE) already queues retries behind the first attempt.
         let mut tx = self.begin().await?;
-        let existing = sqlx::query("SELECT request_hash, status, body, headers FROM idempotency_keys WHERE site_id = ? AND key = ?")
-            .bind(site_id)
-            .bind(&key.key)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+        let existing = sqlx::query(
+            "SELECT request_hash, status, body, headers FROM idempotency_keys WHERE site_id = ? AND key = ?",
+        )
+        .bind(site_id)
+        .bind(&key.key)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(StoreError::from_sqlx)?;
         if let Some(row) = existing {
-            return crate::stored_response(row.get("request_hash"), row.get::<i64, _>("status") as u16, row.get("body"), row.get("headers"), &key);
+            return crate::stored_response(
+                row.get("request_hash"),
+                row.get::<i64, _>("status") as u16,
+                row.get("body"),
+                row.get("headers"),
+                &key,
+            );
         }
         let outcome = self.execute_in(&mut tx, execution).await;
         let replayed = matches!(&outcome, Ok(c) if c.replayed);
         let Some(response) = respond(&outcome) else {
-            return Err(outcome.err().unwrap_or_else(|| StoreError::Rejected("a successful outcome must be kept".into())));
+            return Err(outcome
+                .err()
+                .unwrap_or_else(|| StoreError::Rejected("a successful outcome must be kept".into())));
         };
         if !replayed {
             sqlx::query(
@@ -384,7 +425,12 @@ impl EventStore for SqliteStore {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    async fn scan_events(&self, site_id: Option<Uuid>, after: Option<StreamPosition>, limit: u32) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn scan_events(
+        &self,
+        site_id: Option<Uuid>,
+        after: Option<StreamPosition>,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE true"));
         if let Some(site) = site_id {
             qb.push(" AND site_id = ").push_bind(site);
@@ -422,7 +468,8 @@ impl EventStore for SqliteStore {
     }
 
     async fn put_projections(&self, rows: Vec<(Credit, [u8; 32])>) -> Result<(), StoreError> {
-        let rows: Vec<PreparedCredit> = rows.into_iter().map(|(credit, last_hash)| PreparedCredit { credit, last_hash }).collect();
+        let rows: Vec<PreparedCredit> =
+            rows.into_iter().map(|(credit, last_hash)| PreparedCredit { credit, last_hash }).collect();
         let mut conn = self.writer.acquire().await.map_err(StoreError::from_sqlx)?;
         upsert_projections(&mut conn, &rows, true).await
     }
@@ -456,7 +503,8 @@ pub(crate) async fn upsert_projections(
     only_forward: bool,
 ) -> Result<(), StoreError> {
     for chunk in rows.chunks(PROJECTION_ROWS_PER_INSERT_MAX) {
-        let states: Vec<String> = chunk.iter().map(|p| serde_json::to_string(&p.credit).expect("credits serialize")).collect();
+        let states: Vec<String> =
+            chunk.iter().map(|p| serde_json::to_string(&p.credit).expect("credits serialize")).collect();
         let mut qb = QueryBuilder::<Sqlite>::new(format!("INSERT INTO billing_credits ({PROJECTION_COLUMNS}) "));
         qb.push_values(chunk.iter().zip(&states), |mut b, (p, state)| {
             let c = &p.credit;
@@ -499,12 +547,14 @@ async fn events_of_command<'e>(
     site_id: Uuid,
     command_id: Uuid,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE site_id = ? AND command_id = ? ORDER BY position"))
-        .bind(site_id)
-        .bind(command_id)
-        .fetch_all(executor)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+    let rows = sqlx::query(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE site_id = ? AND command_id = ? ORDER BY position"
+    ))
+    .bind(site_id)
+    .bind(command_id)
+    .fetch_all(executor)
+    .await
+    .map_err(StoreError::from_sqlx)?;
     rows.iter().map(read_event).collect()
 }
 
@@ -519,14 +569,16 @@ fn hash_of(row: &SqliteRow, column: &str) -> Result<[u8; 32], StoreError> {
 }
 
 fn micros(row: &SqliteRow, column: &str) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::from_timestamp_micros(row.get(column)).ok_or_else(|| StoreError::Corrupt(format!("{column} out of range")))
+    DateTime::from_timestamp_micros(row.get(column))
+        .ok_or_else(|| StoreError::Corrupt(format!("{column} out of range")))
 }
 
 fn read_event(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
     let event_type: String = row.get("event_type");
     let schema_version: i64 = row.get("schema_version");
     let payload: &str = row.get("payload");
-    let event = read_stored(&event_type, schema_version as u16, payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let event =
+        read_stored(&event_type, schema_version as u16, payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let position: i64 = row.get("position");
     Ok(RecordedEvent {
         position,

@@ -49,7 +49,8 @@ pub async fn start(database_url: &str, extra_env: &[(&str, &str)]) -> Service {
     for (key, value) in extra_env {
         command.env(key, value);
     }
-    let service = Service { child: command.spawn().expect("start the binary"), base: format!("http://127.0.0.1:{port}") };
+    let service =
+        Service { child: command.spawn().expect("start the binary"), base: format!("http://127.0.0.1:{port}") };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(r) = reqwest::get(format!("{}/readyz", service.base)).await {
