@@ -6,7 +6,8 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 /// The broad class of a refusal, which the API maps to a status code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum RefusalKind {
     /// The credit does not exist (or was deleted).
     NotFound,
@@ -116,5 +117,21 @@ impl DomainError {
             DomainError::ZeroAdjustment => Some("delta"),
             _ => None,
         }
+    }
+}
+
+/// A refusal as data: what a client is told, and what is kept for the retries of an
+/// Idempotency-Key, so a retry hears exactly what the first attempt heard.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Refusal {
+    pub kind: RefusalKind,
+    pub rule: String,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl From<&DomainError> for Refusal {
+    fn from(e: &DomainError) -> Self {
+        Refusal { kind: e.kind(), rule: e.rule().into(), field: e.field().map(Into::into), message: e.to_string() }
     }
 }

@@ -41,5 +41,5 @@ pub use command::{Command, CreditDraft, CreditPatch};
 pub use consume::{allocate, decide_consume, Allocation, ConsumeRequest};
 pub use credit::{evolve, Coding, Credit, CreditDetails, CreditType, EventPosition, JsonObject, Movement, Reversible};
 pub use decide::decide;
-pub use error::{DomainError, RefusalKind};
+pub use error::{DomainError, Refusal, RefusalKind};
 pub use event::{read_stored, upcast, Event, UpcastError, EVENT_SCHEMA_VERSION};

@@ -3,7 +3,7 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
-use ledger_domain::{DomainError, RefusalKind};
+use ledger_domain::{DomainError, Refusal, RefusalKind};
 use ledger_store::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -47,7 +47,7 @@ pub enum ApiError {
     #[error("billing credit not found")]
     NotFound,
     #[error("{detail}")]
-    Conflict { detail: String, rule: &'static str },
+    Conflict { detail: String, rule: String },
     #[error("the credit changed since you read it: it is at version {actual}, If-Match asked for {expected}")]
     PreconditionFailed { expected: String, actual: u64 },
     #[error("the request body exceeds {limit_bytes} bytes")]
@@ -55,8 +55,8 @@ pub enum ApiError {
     #[error("the request body must be application/json")]
     UnsupportedMediaType,
     /// Well-formed input that breaks a business rule.
-    #[error("{0}")]
-    Unprocessable(DomainError),
+    #[error("{}", .0.message)]
+    Unprocessable(Refusal),
     #[error("the store is unavailable; retry shortly")]
     Unavailable,
     /// Anything else. The cause is logged, never shown.
@@ -94,8 +94,8 @@ impl ApiError {
 
     fn kind_uri(&self) -> String {
         let slug = match self {
-            ApiError::Unprocessable(e) => e.rule(),
-            ApiError::Conflict { rule, .. } => rule,
+            ApiError::Unprocessable(e) => e.rule.as_str(),
+            ApiError::Conflict { rule, .. } => rule.as_str(),
             other => return format!("https://docs.heydonto.com/problems/{}", other.status_code().as_u16()),
         };
         format!("https://docs.heydonto.com/problems/{slug}")
@@ -105,9 +105,9 @@ impl ApiError {
         match self {
             ApiError::BadRequest { errors, .. } => errors.clone(),
             ApiError::Unprocessable(e) => vec![FieldError {
-                field: e.field().unwrap_or("").to_string(),
-                rule: e.rule().to_string(),
-                message: e.to_string(),
+                field: e.field.clone().unwrap_or_default(),
+                rule: e.rule.clone(),
+                message: e.message.clone(),
             }],
             ApiError::PreconditionFailed { .. } => vec![FieldError {
                 field: "If-Match".into(),
@@ -165,13 +165,19 @@ impl ResponseError for ApiError {
     }
 }
 
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal.kind {
+            RefusalKind::NotFound => ApiError::NotFound,
+            RefusalKind::Conflict => ApiError::Conflict { detail: refusal.message, rule: refusal.rule },
+            RefusalKind::Unprocessable => ApiError::Unprocessable(refusal),
+        }
+    }
+}
+
 impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
-        match e.kind() {
-            RefusalKind::NotFound => ApiError::NotFound,
-            RefusalKind::Conflict => ApiError::Conflict { detail: e.to_string(), rule: e.rule() },
-            RefusalKind::Unprocessable => ApiError::Unprocessable(e),
-        }
+        Refusal::from(&e).into()
     }
 }
 
@@ -179,12 +185,13 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Domain(e) => e.into(),
+            StoreError::Refused(refusal) => refusal.into(),
             StoreError::VersionConflict { expected, actual, .. } => {
                 ApiError::PreconditionFailed { expected: expected.to_string(), actual }
             }
             StoreError::ConcurrentWrite => ApiError::Conflict {
                 detail: "the credit was changed concurrently; retry".into(),
-                rule: "concurrent-change",
+                rule: "concurrent-change".into(),
             },
             StoreError::Unavailable(_) => ApiError::Unavailable,
             other => ApiError::Internal(other.into()),

@@ -2,42 +2,18 @@
 //! events are untampered and the projections agree with them (verify). Both read the
 //! events in stream order in bounded pages, so memory stays flat whatever the size.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ledger_domain::{evolve, Credit};
 use uuid::Uuid;
 
 use crate::chain::{self, GENESIS};
-use crate::{EventStore, RecordedEvent, StoreError, StreamPosition, PROJECTION_BATCH_MAX, SCAN_LIMIT_MAX};
-
-/// Called with the number of events processed so far.
-pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
+use crate::error::StoreError;
+use crate::model::*;
+use crate::ports::Audit;
 
 /// The most findings `verify` reports; it counts the rest.
 pub const FINDINGS_MAX: usize = 100;
-
-/// Bounds a replay keeps to.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ReplayLimits {
-    /// The most credits folded in memory at once by a full rebuild (Postgres); more
-    /// credits than this are rebuilt in several passes.
-    pub credits_in_memory_max: usize,
-}
-
-impl Default for ReplayLimits {
-    fn default() -> Self {
-        Self { credits_in_memory_max: crate::postgres::REBUILD_CREDITS_IN_MEMORY_MAX }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ReplayReport {
-    pub events: u64,
-    pub credits: u64,
-    /// Reads of the events it took (more than one when the credits did not fit in memory).
-    pub passes: u32,
-    pub elapsed: Duration,
-}
 
 /// What is wrong with one event.
 enum Flaw {
@@ -98,14 +74,14 @@ pub(crate) fn misplaced(
 
 /// Reads every event (of one site, or all) in stream order, page by page.
 struct EventScan<'a> {
-    store: &'a dyn EventStore,
+    store: &'a dyn Audit,
     site_id: Option<Uuid>,
     after: Option<StreamPosition>,
     done: bool,
 }
 
 impl<'a> EventScan<'a> {
-    fn new(store: &'a dyn EventStore, site_id: Option<Uuid>) -> Self {
+    fn new(store: &'a dyn Audit, site_id: Option<Uuid>) -> Self {
         Self { store, site_id, after: None, done: false }
     }
 
@@ -125,7 +101,7 @@ impl<'a> EventScan<'a> {
 /// Rebuilds the projection of every credit (of one site, or all) from its events.
 /// Safe beside live writers: a rebuilt row never replaces a newer one.
 pub async fn replay(
-    store: &dyn EventStore,
+    store: &dyn Audit,
     site_id: Option<Uuid>,
     limits: ReplayLimits,
     progress: Progress<'_>,
@@ -204,7 +180,7 @@ impl VerifyReport {
 
 /// Reads the projection rows in key order, alongside the event scan.
 struct ProjectionScan<'a> {
-    store: &'a dyn EventStore,
+    store: &'a dyn Audit,
     site_id: Option<Uuid>,
     buffer: std::collections::VecDeque<(Credit, [u8; 32])>,
     after: Option<(Uuid, Uuid)>,
@@ -228,7 +204,7 @@ impl ProjectionScan<'_> {
 /// Checks every hash chain and compares every projection row with the replay of its
 /// events. Reports the problems found; `ok()` only when there are none.
 pub async fn verify(
-    store: &dyn EventStore,
+    store: &dyn Audit,
     site_id: Option<Uuid>,
     progress: Progress<'_>,
 ) -> Result<VerifyReport, StoreError> {

@@ -5,7 +5,9 @@ use chrono::{DateTime, Utc};
 use ledger_domain::{decide, decide_consume, Allocation, Command, ConsumeRequest, Credit};
 use uuid::Uuid;
 
-use crate::{CommandMeta, Committed, EventStore, Execution, StoreError};
+use crate::error::StoreError;
+use crate::model::{CommandMeta, Committed};
+use crate::ports::{Commands, Execution, Reads};
 
 /// One command on one credit, judged at `meta.occurred_at`. With `expected_version`
 /// (If-Match), a credit that has moved on is refused with
@@ -36,7 +38,7 @@ pub fn command_execution(
 
 /// Runs [`command_execution`].
 pub async fn run_command(
-    store: &dyn EventStore,
+    store: &(impl Commands + ?Sized),
     site_id: Uuid,
     billing_credit_id: Uuid,
     command: Command,
@@ -71,7 +73,7 @@ pub fn consume_execution(site_id: Uuid, ids: Vec<Uuid>, request: ConsumeRequest,
 
 /// The ids a consume for this member may spend from.
 pub async fn consume_candidates(
-    store: &dyn EventStore,
+    store: &(impl Reads + ?Sized),
     site_id: Uuid,
     membership_id: Uuid,
 ) -> Result<Vec<Uuid>, StoreError> {
@@ -95,8 +97,8 @@ pub fn allocations(committed: &Committed) -> Vec<Allocation> {
 }
 
 /// Spends across a member's matching credits in one transaction over all of them.
-pub async fn consume(
-    store: &dyn EventStore,
+pub async fn consume<S: Commands + Reads + ?Sized>(
+    store: &S,
     site_id: Uuid,
     request: ConsumeRequest,
     meta: CommandMeta,

@@ -23,8 +23,10 @@ use ledger_domain::Credit;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use uuid::Uuid;
 
-use crate::prepare::{prepare, LoadedStream, PreparedCredit, PreparedEvent};
-use crate::{decision_to_appends, Committed, Execution, RecordedEvent, StoreError};
+use crate::error::StoreError;
+use crate::model::{Committed, RecordedEvent};
+use crate::ports::Execution;
+use crate::prepare::{decision_to_appends, prepare, LoadedStream, PreparedCredit, PreparedEvent};
 
 /// The most commands one group transaction carries.
 pub const GROUP_COMMANDS_MAX: usize = 64;

@@ -5,7 +5,9 @@ use chrono::{DateTime, Utc};
 use ledger_domain::{evolve, Credit};
 use uuid::Uuid;
 
-use crate::{EventStore, RecordedEvent, StoreError, READ_LIMIT_MAX};
+use crate::error::StoreError;
+use crate::model::{RecordedEvent, READ_LIMIT_MAX};
+use crate::ports::Reads;
 
 /// Folds recorded events (one stream, in version order) into the credit they make.
 pub fn fold<'a>(events: impl IntoIterator<Item = &'a RecordedEvent>) -> Option<Credit> {
@@ -14,7 +16,7 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a RecordedEvent>) -> Option<C
 
 /// Every event of one stream, oldest first, read in bounded pages.
 pub async fn read_all(
-    store: &dyn EventStore,
+    store: &dyn Reads,
     site_id: Uuid,
     billing_credit_id: Uuid,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
@@ -35,7 +37,7 @@ pub async fn read_all(
 /// precision, the precision of the timestamps the API shows: an event recorded at
 /// 12:00:00.734512 is included as of 12:00:00.734.
 pub async fn as_of(
-    store: &dyn EventStore,
+    store: &dyn Reads,
     site_id: Uuid,
     billing_credit_id: Uuid,
     as_of: DateTime<Utc>,

@@ -22,12 +22,12 @@ fn migrator(migrations: Vec<Migration>) -> Migrator {
 
 pub(crate) fn postgres() -> Migrator {
     migrator(
-        migrations!("postgres": 1 => "0001_events_and_credits", 2 => "0002_expiry_and_idempotency", 3 => "0003_credit_counts", 4 => "0004_plan_by_end_date"),
+        migrations!("postgres": 1 => "0001_events_and_credits", 2 => "0002_expiry_and_idempotency", 3 => "0003_credit_counts", 4 => "0004_plan_by_end_date", 5 => "0005_idempotency_outcomes"),
     )
 }
 
 pub(crate) fn sqlite() -> Migrator {
     migrator(
-        migrations!("sqlite": 1 => "0001_events_and_credits", 2 => "0002_expiry_and_idempotency", 3 => "0003_plan_by_end_date"),
+        migrations!("sqlite": 1 => "0001_events_and_credits", 2 => "0002_expiry_and_idempotency", 3 => "0003_plan_by_end_date", 4 => "0004_idempotency_outcomes"),
     )
 }

@@ -243,3 +243,44 @@ pub struct CreditPage {
     pub credits: Vec<Credit>,
     pub total: u64,
 }
+
+/// Called with the number of events processed so far.
+pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
+
+/// The most credits a full rebuild folds in memory at once by default: about 600 MiB.
+pub const REBUILD_CREDITS_IN_MEMORY_MAX: usize = 250_000;
+
+/// Bounds a replay keeps to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReplayLimits {
+    /// The most credits folded in memory at once by a full rebuild (Postgres); more
+    /// credits than this are rebuilt in several passes.
+    pub credits_in_memory_max: usize,
+}
+
+impl Default for ReplayLimits {
+    fn default() -> Self {
+        Self { credits_in_memory_max: REBUILD_CREDITS_IN_MEMORY_MAX }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplayReport {
+    pub events: u64,
+    pub credits: u64,
+    /// Reads of the events it took (more than one when the credits did not fit in memory).
+    pub passes: u32,
+    pub elapsed: std::time::Duration,
+}
+
+/// An event's place in stream order: (site, credit, version).
+pub type StreamPosition = (Uuid, Uuid, u64);
+
+/// The largest number of events one feed or history read returns.
+pub const READ_LIMIT_MAX: u32 = 1_000;
+
+/// The largest number of rows one replay/verify scan returns.
+pub const SCAN_LIMIT_MAX: u32 = 10_000;
+
+/// Projection rows per batch a replay writes.
+pub const PROJECTION_BATCH_MAX: usize = 500;

@@ -7,8 +7,8 @@ use ledger_domain::{evolve, Credit, Event, EventPosition, EVENT_SCHEMA_VERSION};
 use uuid::Uuid;
 
 use crate::chain::{self, Canonical};
-use crate::model::{CommandMeta, FeedCursor, RecordedEvent, StreamAppend};
-use crate::StoreError;
+use crate::error::StoreError;
+use crate::model::{CommandMeta, FeedCursor, NewEvent, RecordedEvent, StreamAppend};
 
 /// The largest number of events one append may write; a bound on transaction size.
 pub const EVENTS_PER_APPEND_MAX: usize = 1_000;
@@ -22,6 +22,44 @@ pub(crate) struct LoadedStream {
     pub last_hash: [u8; 32],
 }
 
+/// Event ids of a command's events: derived from its id, so a retry of the same command
+/// produces the same ids and the store keeps them once.
+pub fn command_event_id(command_id: Uuid, site_id: Uuid, billing_credit_id: Uuid, index: usize) -> Uuid {
+    let mut name = Vec::with_capacity(40);
+    name.extend_from_slice(site_id.as_bytes());
+    name.extend_from_slice(billing_credit_id.as_bytes());
+    name.extend_from_slice(&(index as u64).to_be_bytes());
+    Uuid::new_v5(&command_id, &name)
+}
+
+/// Turns a decision into appends at the versions the credits were loaded at.
+pub(crate) fn decision_to_appends(
+    execution_site: Uuid,
+    loaded: &[Option<Credit>],
+    ids: &[Uuid],
+    decided: Vec<(Uuid, Vec<Event>)>,
+    command_id: Option<Uuid>,
+) -> Vec<StreamAppend> {
+    decided
+        .into_iter()
+        .filter(|(_, events)| !events.is_empty())
+        .map(|(credit_id, events)| {
+            let expected_version =
+                ids.iter().position(|id| *id == credit_id).and_then(|i| loaded[i].as_ref()).map_or(0, |c| c.version);
+            let events = events
+                .into_iter()
+                .enumerate()
+                .map(|(i, event)| NewEvent {
+                    event_id: command_id
+                        .map_or_else(Uuid::new_v4, |cmd| command_event_id(cmd, execution_site, credit_id, i)),
+                    event,
+                })
+                .collect();
+            StreamAppend { site_id: execution_site, billing_credit_id: credit_id, expected_version, events }
+        })
+        .collect()
+}
+
 /// An event ready to insert: its record (position not yet known) and stored payload text.
 pub(crate) struct PreparedEvent {
     pub record: RecordedEvent,
@@ -29,6 +67,7 @@ pub(crate) struct PreparedEvent {
 }
 
 /// A projection row ready to upsert.
+#[derive(Clone)]
 pub(crate) struct PreparedCredit {
     pub credit: Credit,
     pub last_hash: [u8; 32],
@@ -144,11 +183,4 @@ pub(crate) fn check_distinct_streams(appends: &[StreamAppend]) -> Result<(), Sto
         return Err(StoreError::Rejected("a stream appears twice in one append".into()));
     }
     Ok(())
-}
-
-/// Amounts in SQLite's sortable columns: exact integers of 10^-AMOUNT_SCALE_MAX units.
-pub(crate) fn scaled_amount(amount: rust_decimal::Decimal) -> i64 {
-    use rust_decimal::prelude::ToPrimitive;
-    let factor = rust_decimal::Decimal::from(10_i64.pow(ledger_domain::money::AMOUNT_SCALE_MAX));
-    (amount * factor).trunc().to_i64().expect("amounts are bounded by AMOUNT_MAX")
 }

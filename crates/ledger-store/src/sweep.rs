@@ -11,7 +11,9 @@ use ledger_domain::{Command, DomainError};
 use uuid::Uuid;
 
 use crate::commands::run_command;
-use crate::{CommandMeta, EventStore, StoreError};
+use crate::error::StoreError;
+use crate::model::CommandMeta;
+use crate::ports::{Commands, Upkeep};
 
 /// Credits expired per batch; each is its own transaction.
 pub const SWEEP_BATCH_MAX: u32 = 500;
@@ -34,7 +36,7 @@ pub fn expiry_command_id(site_id: Uuid, billing_credit_id: Uuid) -> Uuid {
 }
 
 /// Expires what is due at `now`; returns how many credits this run expired.
-pub async fn expire_due(store: &dyn EventStore, now: DateTime<Utc>) -> Result<u64, StoreError> {
+pub async fn expire_due<S: Commands + Upkeep + ?Sized>(store: &S, now: DateTime<Utc>) -> Result<u64, StoreError> {
     let mut expired = 0;
     for _ in 0..SWEEP_BATCHES_PER_RUN_MAX {
         let due = store.due_for_expiry(now, SWEEP_BATCH_MAX).await?;

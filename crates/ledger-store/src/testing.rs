@@ -6,7 +6,7 @@ use std::sync::Arc;
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-use crate::{Backend, EventStore};
+use crate::ports::{Backend, EventStore};
 
 /// The server tests create their databases on (`scripts/test` makes sure it answers).
 pub fn postgres_admin_url() -> String {
@@ -48,7 +48,7 @@ impl TestDatabase {
 
     /// A migrated store on this database.
     pub async fn store(&self) -> Arc<dyn EventStore> {
-        crate::connect(&self.url, 8).await.expect("connect to the test database")
+        crate::sql::connect(&self.url, 8).await.expect("connect to the test database")
     }
 }
 

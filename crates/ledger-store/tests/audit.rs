@@ -177,7 +177,7 @@ async fn a_full_rebuild_in_several_passes_beside_a_writer_matches_the_events() {
             used
         })
     };
-    let limits = audit::ReplayLimits { credits_in_memory_max: 7 };
+    let limits = ledger_store::ReplayLimits { credits_in_memory_max: 7 };
     let report = audit::replay(store.as_ref(), None, limits, &|_| {}).await.unwrap();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let used = writer.await.unwrap();

@@ -22,7 +22,7 @@ fn spinner(what: &str) -> ProgressBar {
 pub async fn replay(common: &Common, args: &ReplayArgs) -> anyhow::Result<()> {
     let store = open_store(common).await?;
     let bar = spinner("replay");
-    let limits = audit::ReplayLimits { credits_in_memory_max: usize::try_from(args.credits_in_memory_max)? };
+    let limits = ledger_store::ReplayLimits { credits_in_memory_max: usize::try_from(args.credits_in_memory_max)? };
     let report =
         audit::replay(store.as_ref(), args.site, limits, &|n| bar.set_message(format!("replay: {n} events"))).await?;
     bar.finish_and_clear();

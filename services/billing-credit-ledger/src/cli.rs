@@ -49,7 +49,7 @@ pub struct ReplayArgs {
     #[arg(
         long,
         env = "REPLAY_CREDITS_IN_MEMORY_MAX",
-        default_value_t = ledger_store::postgres::REBUILD_CREDITS_IN_MEMORY_MAX as u64,
+        default_value_t = ledger_store::REBUILD_CREDITS_IN_MEMORY_MAX as u64,
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub credits_in_memory_max: u64,

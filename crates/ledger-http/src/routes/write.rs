@@ -1,23 +1,22 @@
-//! The one path every write takes: run the command, render the reply, and with an
-//! `Idempotency-Key` keep that reply (in the same transaction as the events) for the
-//! retries of the same request.
+//! The one path every write takes: run the command and render the reply. With an
+//! `Idempotency-Key` the store keeps the first outcome (in the same transaction as the
+//! events) and hands it back for the retries of the same request, rendered alike.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpMessage, HttpRequest, HttpResponse};
-use ledger_store::{Committed, Execution, IdempotencyKey, StoreError, StoredResponse};
+use actix_web::{HttpRequest, HttpResponse};
+use ledger_store::{Committed, Execution, IdempotencyKey, StoreError};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::problem::ApiError;
 use crate::startup::AppState;
-use crate::telemetry::RequestId;
 
 /// The longest Idempotency-Key accepted.
 pub const IDEMPOTENCY_KEY_MAX_LEN: usize = 255;
 
 const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x6964_656d_706f_7465_6e63_792d_6b65_7901);
 
-/// A response of a write, in a form that can be kept and replayed.
+/// The response to a write that committed.
 pub struct Reply {
     pub status: StatusCode,
     pub body: Option<String>,
@@ -33,28 +32,18 @@ impl Reply {
         self.headers.push((name.to_string(), value.into()));
         self
     }
-
-    fn stored(self) -> StoredResponse {
-        StoredResponse { status: self.status.as_u16(), body: self.body.unwrap_or_default(), headers: self.headers }
-    }
-}
-
-fn http(stored: StoredResponse, content_type: &str) -> HttpResponse {
-    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = HttpResponse::build(status);
-    for (name, value) in &stored.headers {
-        response.insert_header((name.as_str(), value.as_str()));
-    }
-    if stored.body.is_empty() {
-        response.finish()
-    } else {
-        response.content_type(content_type).body(stored.body)
-    }
 }
 
 impl From<Reply> for HttpResponse {
     fn from(reply: Reply) -> Self {
-        http(reply.stored(), "application/json")
+        let mut response = HttpResponse::build(reply.status);
+        for (name, value) in &reply.headers {
+            response.insert_header((name.as_str(), value.as_str()));
+        }
+        match reply.body {
+            Some(body) => response.content_type("application/json").body(body),
+            None => response.finish(),
+        }
     }
 }
 
@@ -82,12 +71,6 @@ pub fn idempotency_command_id(site_id: Uuid, key: &str) -> Uuid {
     Uuid::new_v5(&IDEMPOTENCY_NAMESPACE, &name)
 }
 
-/// Refusals are part of a request's outcome and are kept; faults are not, so a retry
-/// after an outage can still succeed.
-fn kept_refusal(error: &StoreError) -> bool {
-    matches!(error, StoreError::Domain(_) | StoreError::VersionConflict { .. } | StoreError::ConcurrentWrite)
-}
-
 fn count_appended(committed: &Committed) {
     if !committed.replayed {
         metrics::counter!("ledger_events_appended_total").increment(committed.events.len() as u64);
@@ -95,7 +78,8 @@ fn count_appended(committed: &Committed) {
 }
 
 /// Runs `execution` and answers with `render`'s reply; with an Idempotency-Key, the
-/// first reply to that key (success or refusal) is the reply to every retry.
+/// first outcome for that key (success or refusal) is the outcome of every retry, and
+/// its reply is rendered the same way.
 pub async fn perform(
     state: &AppState,
     req: &HttpRequest,
@@ -116,39 +100,19 @@ pub async fn perform(
     fingerprint.update(b"\n");
     fingerprint.update(raw_body);
     let request_hash = hex::encode(fingerprint.finalize());
-    let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
-    let respond: ledger_store::Responder = Box::new(move |outcome| match outcome {
-        Ok(committed) => {
-            count_appended(committed);
-            Some(render(committed).stored())
-        }
-        Err(error) if kept_refusal(error) => {
-            let api: ApiError = clone_refusal(error).into();
-            let problem = api.problem(request_id);
-            Some(Reply::json(actix_web::ResponseError::status_code(&api), &problem).stored())
-        }
-        Err(_) => None,
-    });
-    let stored =
-        state.store.execute_idempotent(execution, IdempotencyKey { key, request_hash }, respond).await.map_err(
-            |e| match e {
-                StoreError::IdempotencyKeyReused => ApiError::Conflict {
-                    detail: "this Idempotency-Key was already used for a different request".into(),
-                    rule: "idempotency-key-reused",
-                },
-                other => other.into(),
+    let keyed =
+        state.store.execute_once(execution, IdempotencyKey { key, request_hash }).await.map_err(|e| match e {
+            StoreError::IdempotencyKeyReused => ApiError::Conflict {
+                detail: "this Idempotency-Key was already used for a different request".into(),
+                rule: "idempotency-key-reused".into(),
             },
-        )?;
-    let content_type = if stored.status >= 400 { "application/problem+json" } else { "application/json" };
-    Ok(http(stored, content_type))
-}
-
-fn clone_refusal(error: &StoreError) -> StoreError {
-    match error {
-        StoreError::Domain(e) => StoreError::Domain(e.clone()),
-        StoreError::VersionConflict { billing_credit_id, expected, actual } => {
-            StoreError::VersionConflict { billing_credit_id: *billing_credit_id, expected: *expected, actual: *actual }
+            other => other.into(),
+        })?;
+    match keyed.outcome {
+        Ok(committed) => {
+            count_appended(&committed);
+            Ok(render(&committed).into())
         }
-        _ => StoreError::ConcurrentWrite,
+        Err(refused) => Err(refused.into()),
     }
 }

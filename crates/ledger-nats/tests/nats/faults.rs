@@ -83,7 +83,7 @@ async fn transient_faults_are_retried_with_backoff_and_given_up_after_max_delive
     let url = url::rewrite_port(&db.url, 0);
     let plug = Plug::new(format!("127.0.0.1:{}", url.1)).await;
     let through_plug = url::rewrite_port(&db.url, plug.port).0;
-    let store = ledger_store::connect(&through_plug, 4).await.expect("store through the plug");
+    let store = ledger_store::sql::connect(&through_plug, 4).await.expect("store through the plug");
     let mut settings = env.settings();
     settings.publish = false;
     settings.max_deliver = 4;

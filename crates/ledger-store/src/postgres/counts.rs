@@ -8,8 +8,8 @@ use ledger_domain::Credit;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
+use crate::error::StoreError;
 use crate::model::CreditFilter;
-use crate::StoreError;
 
 type Key = (Uuid, &'static str, bool);
 

@@ -1,8 +1,10 @@
-//! SQL for the list endpoint, shared by both backends: the same filters, the same order.
+//! The projection's SQL, shared by both backends: its columns, and the list endpoint's
+//! filters and order.
 
-use sqlx::{Database, Encode, QueryBuilder, Type};
 use uuid::Uuid;
 
+use super::build::Sql;
+use super::dialect::Dialect;
 use crate::model::{CreditFilter, ListQuery};
 
 /// Every projection column, as both backends write them.
@@ -24,20 +26,14 @@ pub(crate) const PROJECTION_SET_EXCLUDED: &str = "version = EXCLUDED.version, \
      updated_at = EXCLUDED.updated_at, total_amount = EXCLUDED.total_amount, used_amount = EXCLUDED.used_amount, \
      wasted_amount = EXCLUDED.wasted_amount, remaining_amount = EXCLUDED.remaining_amount, state = EXCLUDED.state";
 
-/// Appends `WHERE site_id = ? AND NOT deleted AND <filters>` to `qb`.
-pub(crate) fn push_where<'a, DB>(qb: &mut QueryBuilder<'a, DB>, site_id: Uuid, filter: &'a CreditFilter)
-where
-    DB: Database,
-    Uuid: Encode<'a, DB> + Type<DB>,
-    bool: Encode<'a, DB> + Type<DB>,
-    &'a str: Encode<'a, DB> + Type<DB>,
-{
-    qb.push(" WHERE site_id = ").push_bind(site_id).push(" AND NOT deleted");
+/// Appends `WHERE site_id = ? AND NOT deleted AND <filters>`.
+pub(crate) fn push_where<D: Dialect>(q: &mut Sql<D>, site_id: Uuid, filter: &CreditFilter) {
+    q.push(" WHERE site_id = ").uuid(site_id).push(" AND NOT deleted");
     if let Some(credit_type) = filter.credit_type {
-        qb.push(" AND credit_type = ").push_bind(credit_type.as_str());
+        q.push(" AND credit_type = ").text(credit_type.as_str());
     }
     if let Some(is_active) = filter.is_active {
-        qb.push(" AND is_active = ").push_bind(is_active);
+        q.push(" AND is_active = ").bool(is_active);
     }
     let ids = [
         ("wellness_plan_id", filter.wellness_plan_id),
@@ -48,60 +44,48 @@ where
     ];
     for (column, value) in ids {
         if let Some(id) = value {
-            qb.push(" AND ").push(column).push(" = ").push_bind(id);
+            q.push(" AND ").push(column).push(" = ").uuid(id);
         }
     }
 }
 
-/// Appends `SELECT <columns> FROM billing_credits` for one page of `query`: filtered,
-/// sorted (the id breaks ties, so pages never overlap or skip rows that share a sort
-/// value), limited and offset.
+/// `SELECT <state> FROM billing_credits` for one page of `query`: filtered, sorted (the
+/// id breaks ties, so pages never overlap or skip rows that share a sort value), limited
+/// and offset.
 ///
 /// endDate, the one nullable sort, puts credits without one last in both directions.
 /// One `ORDER BY end_date DESC NULLS LAST` cannot be read off an ascending index (its
 /// backward scan gives nulls first), so that page is the ordered union of two index
 /// reads: the dated credits in the asked order, then the undated ones, each cut at the
 /// end of the page.
-pub(crate) fn push_page_select<'a, DB>(
-    qb: &mut QueryBuilder<'a, DB>,
-    columns: &str,
-    site_id: Uuid,
-    query: &'a ListQuery,
-) where
-    DB: Database,
-    Uuid: Encode<'a, DB> + Type<DB>,
-    bool: Encode<'a, DB> + Type<DB>,
-    &'a str: Encode<'a, DB> + Type<DB>,
-    i64: Encode<'a, DB> + Type<DB>,
-{
+pub(crate) fn page_select<D: Dialect>(site_id: Uuid, query: &ListQuery) -> Sql<D> {
     let dir = query.sort_order.sql();
     let col = query.sort_by.column();
+    let state = D::STATE_COLUMN;
     if !query.sort_by.nullable() {
-        qb.push(format_args!("SELECT {columns} FROM billing_credits"));
-        push_where(qb, site_id, &query.filter);
-        qb.push(format_args!(" ORDER BY {col} {dir}, billing_credit_id {dir}"));
-        push_limit(qb, query.page_size, query.offset());
-        return;
+        let mut q = Sql::new(format!("SELECT {state} FROM billing_credits"));
+        push_where(&mut q, site_id, &query.filter);
+        q.push(format_args!(" ORDER BY {col} {dir}, billing_credit_id {dir}"));
+        push_limit(&mut q, query.page_size, query.offset());
+        return q;
     }
     let end_of_page = query.offset() + i64::from(query.page_size);
-    qb.push(format_args!("SELECT {columns} FROM (SELECT * FROM (SELECT state, {col}, billing_credit_id, 0 AS undated FROM billing_credits"));
-    push_where(qb, site_id, &query.filter);
-    qb.push(format_args!(" AND {col} IS NOT NULL ORDER BY {col} {dir}, billing_credit_id {dir} LIMIT "));
-    qb.push_bind(end_of_page);
-    qb.push(format_args!(
-        ") dated UNION ALL SELECT * FROM (SELECT state, {col}, billing_credit_id, 1 AS undated FROM billing_credits"
+    let mut q = Sql::new(format!(
+        "SELECT {state} FROM (SELECT * FROM (SELECT state, {col}, billing_credit_id, 0 AS undated FROM billing_credits"
     ));
-    push_where(qb, site_id, &query.filter);
-    qb.push(format_args!(" AND {col} IS NULL ORDER BY billing_credit_id {dir} LIMIT "));
-    qb.push_bind(end_of_page);
-    qb.push(format_args!(") undated) page ORDER BY undated, {col} {dir}, billing_credit_id {dir}"));
-    push_limit(qb, query.page_size, query.offset());
+    push_where(&mut q, site_id, &query.filter);
+    q.push(format_args!(" AND {col} IS NOT NULL ORDER BY {col} {dir}, billing_credit_id {dir} LIMIT "))
+        .i64(end_of_page);
+    q.push(") dated UNION ALL SELECT * FROM (SELECT state, ")
+        .push(col)
+        .push(", billing_credit_id, 1 AS undated FROM billing_credits");
+    push_where(&mut q, site_id, &query.filter);
+    q.push(format_args!(" AND {col} IS NULL ORDER BY billing_credit_id {dir} LIMIT ")).i64(end_of_page);
+    q.push(format_args!(") undated) page ORDER BY undated, {col} {dir}, billing_credit_id {dir}"));
+    push_limit(&mut q, query.page_size, query.offset());
+    q
 }
 
-fn push_limit<'a, DB>(qb: &mut QueryBuilder<'a, DB>, page_size: u32, offset: i64)
-where
-    DB: Database,
-    i64: Encode<'a, DB> + Type<DB>,
-{
-    qb.push(" LIMIT ").push_bind(i64::from(page_size)).push(" OFFSET ").push_bind(offset);
+fn push_limit<D: Dialect>(q: &mut Sql<D>, page_size: u32, offset: i64) {
+    q.push(" LIMIT ").i64(i64::from(page_size)).push(" OFFSET ").i64(offset);
 }

@@ -1,0 +1,158 @@
+//! What callers ask of a store, one role per trait, so each caller names only what it
+//! uses: the REST writes take [`Commands`], the list and GET take [`Reads`], the NATS
+//! publisher takes [`Feed`], the auditors' tools take [`Audit`], the sweeps [`Upkeep`].
+//! [`EventStore`] is all of them, for the binary that wires a store into everything.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ledger_domain::{Credit, Event};
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::model::*;
+
+/// The decision a command makes once its credits are locked: from the credits as they
+/// stand (in the order asked, None where absent), the events to append to each.
+/// It may refuse with a business rule ([`StoreError::Domain`]) or a stale version
+/// ([`StoreError::VersionConflict`], for If-Match).
+/// A pure function of the credits: group commit may run it again if its batch has to
+/// be retried command by command.
+pub type Decider = Box<dyn Fn(&[Option<Credit>]) -> Result<Vec<(Uuid, Vec<Event>)>, StoreError> + Send + Sync>;
+
+/// A command to run against the credits it names, atomically.
+pub struct Execution {
+    pub site_id: Uuid,
+    pub billing_credit_ids: Vec<Uuid>,
+    pub meta: CommandMeta,
+    pub decide: Decider,
+}
+
+/// An Idempotency-Key and the fingerprint of the request that first used it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub request_hash: String,
+}
+
+/// What a keyed command came to: its outcome, first time or kept.
+#[derive(Debug)]
+pub struct Keyed {
+    /// Committed, or refused by a rule ([`StoreError::is_refusal`]); faults are returned
+    /// as the call's error instead and nothing is kept.
+    pub outcome: Result<Committed, StoreError>,
+    /// True when this is the kept outcome of an earlier request with the same key.
+    pub replayed: bool,
+}
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+#[async_trait]
+pub trait Commands: Send + Sync {
+    /// Locks the named credits, decides on them, appends the result: one transaction.
+    /// With a `command_id`, a command already applied is not applied again: the events
+    /// it wrote then are returned (`replayed`).
+    async fn execute(&self, execution: Execution) -> Result<Committed, StoreError>;
+
+    /// Like [`execute`](Self::execute), once per idempotency key: the first outcome
+    /// (committed or refused) is kept in the same transaction as the events and is the
+    /// outcome of every retry with the same request. A retry that arrives while the first
+    /// attempt runs waits for it.
+    async fn execute_once(&self, execution: Execution, key: IdempotencyKey) -> Result<Keyed, StoreError>;
+
+    /// Appends events to one or several streams in one transaction, each only if its
+    /// stream is still at the expected version, and updates their projections.
+    /// If every event id is already stored, writes nothing and returns them (`replayed`).
+    async fn append(&self, appends: Vec<StreamAppend>, meta: CommandMeta) -> Result<Committed, StoreError>;
+}
+
+#[async_trait]
+pub trait Reads: Send + Sync {
+    /// The credit as its projection holds it, deleted or not.
+    async fn load(&self, site_id: Uuid, billing_credit_id: Uuid) -> Result<Option<Credit>, StoreError>;
+
+    /// Events of one stream with version > `after_version`, oldest first.
+    async fn read_stream(
+        &self,
+        site_id: Uuid,
+        billing_credit_id: Uuid,
+        after_version: u64,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// One page of a site's live (not deleted) credits.
+    async fn list(&self, site_id: Uuid, query: &ListQuery) -> Result<CreditPage, StoreError>;
+
+    /// Ids of the live credits of one membership in a site, oldest first.
+    async fn membership_credit_ids(&self, site_id: Uuid, membership_id: Uuid) -> Result<Vec<Uuid>, StoreError>;
+}
+
+#[async_trait]
+pub trait Feed: Send + Sync {
+    /// Events committed after `after`, in commit order, never skipping one that commits
+    /// late. All sites, or one.
+    async fn feed(&self, site_id: Option<Uuid>, after: FeedCursor, limit: u32) -> Result<FeedPage, StoreError>;
+}
+
+#[async_trait]
+pub trait Audit: Send + Sync {
+    /// Events in stream order (site, credit, version) after `after`, for replay and verify.
+    async fn scan_events(
+        &self,
+        site_id: Option<Uuid>,
+        after: Option<StreamPosition>,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Projection rows (deleted or not) in (site, credit) order after `after`, with their last hash.
+    async fn scan_projections(
+        &self,
+        site_id: Option<Uuid>,
+        after: Option<(Uuid, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<(Credit, [u8; 32])>, StoreError>;
+
+    /// Writes rebuilt projection rows, never over a newer version.
+    async fn put_projections(&self, rows: Vec<(Credit, [u8; 32])>) -> Result<(), StoreError>;
+
+    /// Rebuilds every projection row from the events, faster than the paged replay,
+    /// where the backend knows how (Postgres: a fresh table swapped in); `None` where
+    /// it does not, and the caller replays page by page.
+    async fn rebuild_projections(
+        &self,
+        limits: ReplayLimits,
+        progress: Progress<'_>,
+    ) -> Result<Option<ReplayReport>, StoreError>;
+
+    /// Rebuilds any derived counters from the projection (after a replay).
+    async fn recount(&self, site_id: Option<Uuid>) -> Result<(), StoreError>;
+
+    /// Derived counters that disagree with the projection, described.
+    async fn count_mismatches(&self, site_id: Option<Uuid>) -> Result<Vec<String>, StoreError>;
+}
+
+#[async_trait]
+pub trait Upkeep: Send + Sync {
+    /// Credits whose endDate has passed with a balance left and no CreditExpired yet.
+    async fn due_for_expiry(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<(Uuid, Uuid)>, StoreError>;
+
+    /// Forgets idempotency keys recorded before `before`; returns how many.
+    async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+}
+
+#[async_trait]
+pub trait Health: Send + Sync {
+    fn backend(&self) -> Backend;
+
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Every role at once: what the binary hands out, each caller taking the part it uses.
+pub trait EventStore: Commands + Reads + Feed + Audit + Upkeep + Health + 'static {}
+
+impl<T: Commands + Reads + Feed + Audit + Upkeep + Health + 'static> EventStore for T {}

@@ -1,0 +1,72 @@
+//! Opening a store from a URL: `postgres://…` or `sqlite://…`.
+
+use std::sync::Arc;
+
+use super::build::Sql;
+use super::dialect::Dialect;
+use super::store::SqlStore;
+use crate::error::StoreError;
+use crate::ports::EventStore;
+use crate::{postgres, sqlite};
+
+/// What the opener means to do with the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Serve commands: create the database if it is an absent SQLite file, migrate it,
+    /// and batch concurrent commands (group commit).
+    Serve,
+    /// Work on a ledger that must already exist (replay, verify, export): never create
+    /// or migrate anything, so it runs under a role that may only read, and a mistyped
+    /// path or name fails instead of auditing an empty database.
+    Existing,
+}
+
+/// Opens the store a URL names, migrated and with group commit, to serve commands.
+pub async fn connect(url: &str, max_connections: u32) -> Result<Arc<dyn EventStore>, StoreError> {
+    open(url, max_connections, Access::Serve).await
+}
+
+/// Opens the store a URL names for `access`.
+pub async fn open(url: &str, max_connections: u32, access: Access) -> Result<Arc<dyn EventStore>, StoreError> {
+    let create = access == Access::Serve;
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = postgres::open(url, max_connections).await?;
+        finish(store, access, postgres::GROUP_WRITERS).await
+    } else if url.starts_with("sqlite:") {
+        let store = sqlite::open(url, max_connections, create).await?;
+        finish(store, access, sqlite::GROUP_WRITERS).await
+    } else {
+        Err(StoreError::Config(format!("unsupported database URL scheme in {url:?}: use postgres:// or sqlite://")))
+    }
+}
+
+async fn finish<D: Dialect>(
+    store: SqlStore<D>,
+    access: Access,
+    group_writers: usize,
+) -> Result<Arc<dyn EventStore>, StoreError> {
+    match access {
+        Access::Serve => {
+            D::migrate(store.writer()).await?;
+            let store = store.with_group_commit(group_writers);
+            store.dialect.started(&store);
+            Ok(Arc::new(store))
+        }
+        Access::Existing => {
+            require_schema(&store).await?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// Fails unless the ledger's tables are there.
+async fn require_schema<D: Dialect>(store: &SqlStore<D>) -> Result<(), StoreError> {
+    let mut conn = store.read_conn().await?;
+    let probe = Sql::<D>::new("SELECT event_id FROM events WHERE false").fetch_optional(&mut conn).await;
+    probe.map(|_| ()).map_err(|e| match StoreError::from_sqlx(e) {
+        StoreError::Database(e) => StoreError::Config(format!(
+            "this database holds no ledger (run `billing-credit-ledger migrate` first): {e}"
+        )),
+        other => other,
+    })
+}

@@ -1,0 +1,119 @@
+//! What truly differs between the databases: how a credit is locked, where the feed may
+//! safely be read up to, how instants and amounts are encoded, and the list counters.
+//! Everything else is written once, in [`super::SqlStore`].
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ledger_domain::Credit;
+use rust_decimal::Decimal;
+use sqlx::pool::PoolConnection;
+use uuid::Uuid;
+
+use super::db::{Arg, Piece, SqlDb};
+use crate::error::StoreError;
+use crate::model::{CreditFilter, FeedCursor, Progress, ReplayLimits, ReplayReport};
+use crate::ports::Backend;
+
+pub(crate) type Conn<D> = <<D as Dialect>::Db as sqlx::Database>::Connection;
+pub(crate) type DbRow<D> = <<D as Dialect>::Db as sqlx::Database>::Row;
+
+#[async_trait]
+pub(crate) trait Dialect: Send + Sync + Sized + 'static {
+    type Db: SqlDb;
+    const BACKEND: Backend;
+    /// Bind parameters one statement may carry.
+    const BIND_PARAMS_MAX: usize;
+    /// How a write transaction starts.
+    const BEGIN_WRITE: &'static str;
+    /// The columns `sql::rows::event` reads, as this database spells them.
+    const EVENT_COLUMNS: &'static str;
+    /// What `INSERT INTO events … RETURNING` gives back for [`Dialect::cursor`].
+    const RETURNING_CURSOR: &'static str;
+    /// The projection's state as JSON text.
+    const STATE_COLUMN: &'static str;
+    /// Appended after a bound JSON text.
+    const JSON_CAST: &'static str;
+    /// Appended after a bound amount.
+    const AMOUNT_CAST: &'static str;
+
+    /// Brings the schema up to date.
+    async fn migrate(pool: &sqlx::Pool<Self::Db>) -> Result<(), StoreError>;
+    /// Starts what a serving store runs beside it; it ends with the store.
+    fn started(&self, _store: &super::SqlStore<Self>) {}
+
+    /// Writes the placeholder of the `n`th bound value (from 1).
+    fn push_placeholder(sql: &mut String, n: usize);
+    fn time(value: DateTime<Utc>) -> Arg;
+    fn opt_time(value: Option<DateTime<Utc>>) -> Arg;
+    /// An amount for the sortable projection columns (followed by AMOUNT_CAST).
+    fn amount(value: Decimal) -> Arg;
+    fn read_time(row: &DbRow<Self>, column: &str) -> Result<DateTime<Utc>, StoreError>;
+    /// Where a feed reader resumes after the event in `row`.
+    fn cursor(row: &DbRow<Self>) -> Result<FeedCursor, StoreError>;
+
+    /// A condition true for rows whose (`a`, `b`) is one of `pairs`.
+    fn pairs(columns: (&str, &str), pairs: &[(Uuid, Uuid)]) -> Vec<Piece>;
+    /// The feed's condition (after `after`, and only what can no longer be
+    /// overtaken by a transaction committing late) and its order.
+    fn feed_after(after: FeedCursor) -> Vec<Piece>;
+
+    /// Serializes writers of these credits (site, credit) until the transaction ends, in
+    /// an order that cannot deadlock. A database with one writer at a time needs nothing.
+    async fn lock_credits(conn: &mut Conn<Self>, keys: &[(Uuid, Uuid)]) -> Result<(), StoreError>;
+    /// Serializes the requests of one Idempotency-Key until the transaction ends.
+    async fn lock_key(conn: &mut Conn<Self>, site_id: Uuid, key: &str) -> Result<(), StoreError>;
+    /// Sorts out a failed write: a duplicate event id or stream version, or a fault.
+    fn write_error(err: sqlx::Error) -> WriteError;
+
+    /// Keeps derived counters in step when credits go from `before` to `after`.
+    async fn count_changes(_conn: &mut Conn<Self>, _changes: &[(Option<&Credit>, &Credit)]) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// A list's total from derived counters, when they can answer it.
+    async fn counted_total(
+        _conn: &mut Conn<Self>,
+        _site_id: Uuid,
+        _filter: &CreditFilter,
+    ) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
+    async fn recount(_conn: &mut Conn<Self>, _site_id: Option<Uuid>) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn count_mismatches(_conn: &mut Conn<Self>, _site_id: Option<Uuid>) -> Result<Vec<String>, StoreError> {
+        Ok(vec![])
+    }
+    /// Rebuilds every projection row faster than the paged replay, where it knows how.
+    async fn rebuild(
+        &self,
+        _pool: &sqlx::Pool<Self::Db>,
+        _limits: ReplayLimits,
+        _progress: Progress<'_>,
+    ) -> Result<Option<ReplayReport>, StoreError> {
+        Ok(None)
+    }
+}
+
+/// Why an insert into `events` failed.
+pub(crate) enum WriteError {
+    /// An event with this id is stored already (a retried append or command).
+    DuplicateEvent,
+    /// Someone created or extended the stream between our read and our write.
+    VersionTaken,
+    Other(StoreError),
+}
+
+impl From<WriteError> for StoreError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::DuplicateEvent => StoreError::Rejected(DUPLICATE_EVENT.into()),
+            WriteError::VersionTaken => StoreError::ConcurrentWrite,
+            WriteError::Other(e) => e,
+        }
+    }
+}
+
+pub(crate) const DUPLICATE_EVENT: &str = "an event with this id is already stored";
+
+/// A pooled connection of a dialect's database.
+pub(crate) type Pooled<D> = PoolConnection<<D as Dialect>::Db>;

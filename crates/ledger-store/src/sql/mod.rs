@@ -1,0 +1,20 @@
+//! The store, written once for every SQL database: commands with group commit and
+//! idempotency, reads, the feed, and the auditors' scans. What differs between
+//! Postgres and SQLite is a [`Dialect`]: `crate::postgres` and `crate::sqlite`.
+
+mod build;
+mod commands;
+mod connect;
+mod db;
+mod dialect;
+mod list;
+mod once;
+mod reads;
+mod rows;
+mod store;
+
+pub use connect::{connect, open, Access};
+pub(crate) use db::{Arg, Piece};
+pub(crate) use dialect::{Dialect, WriteError};
+pub(crate) use list::{PROJECTION_COLUMNS, PROJECTION_SET_EXCLUDED};
+pub(crate) use store::SqlStore;
