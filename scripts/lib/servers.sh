@@ -1,0 +1,217 @@
+# shellcheck shell=bash
+# Private, throwaway PostgreSQL clusters and NATS JetStream servers, for tests and scripts.
+# Nothing here touches a server the caller did not start: each server gets a fresh temporary
+# folder, a free port on 127.0.0.1, and is stopped and deleted by servers_stop_all.
+#
+#   source scripts/lib/servers.sh
+#   servers_cleanup_on_exit   # stop both and delete their folders on exit, failure or ^C
+#   private_pg_start          # PRIVATE_PG_URL PRIVATE_PG_PORT PRIVATE_PG_DIR
+#   private_pg_start --tls    # also ssl=on, server cert for localhost/127.0.0.1 signed by
+#                             # a fresh CA: PRIVATE_PG_CA (its certificate, PEM)
+#   private_nats_start        # PRIVATE_NATS_URL PRIVATE_NATS_PORT PRIVATE_NATS_DIR PRIVATE_NATS_PID
+#   servers_stop_all          # safe to call more than once
+#
+# Postgres runs as the `postgres` OS user when we are root (initdb refuses root), with trust
+# auth inside that private cluster only; its unix socket lives in its own folder.
+
+SERVERS_START_TIMEOUT_S=${SERVERS_START_TIMEOUT_S:-30}
+
+servers_log() { printf '[servers] %s\n' "$*" >&2; }
+
+servers_as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# servers_apt_install PACKAGE... : installs the packages with apt-get (callers check first
+# that what they need is absent).
+servers_apt_install() {
+  servers_log "installing $* with apt-get"
+  servers_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  servers_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+servers_answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# A port nothing answers on (the server start retries if another process takes it first).
+servers_free_port() {
+  local port
+  for _ in $(seq 1 100); do
+    port=$((20000 + RANDOM % 40000))
+    servers_answers "$port" || { echo "$port"; return 0; }
+  done
+  servers_log "no free port found"; return 1
+}
+
+# The folder holding initdb and pg_ctl: on PATH, else the newest /usr/lib/postgresql/*/bin.
+servers_pg_bindir() {
+  local initdb dir
+  if initdb=$(command -v initdb 2>/dev/null); then
+    dirname "$(readlink -f "$initdb")"; return 0
+  fi
+  for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    [ -x "$dir/initdb" ] && { echo "$dir"; return 0; }
+  done
+  return 1
+}
+
+servers_have_postgres() { servers_pg_bindir >/dev/null; }
+servers_nats_bin() { command -v nats-server 2>/dev/null || { [ -x /usr/sbin/nats-server ] && echo /usr/sbin/nats-server; }; }
+
+# Runs a command as the owner of the private cluster: postgres when we are root.
+# True while the process runs (a zombie waiting for its parent to reap it counts as gone).
+servers_running() {
+  [ -n "$1" ] && kill -0 "$1" 2>/dev/null && ! grep -qE '^[0-9]+ \(.*\) Z' "/proc/$1/stat" 2>/dev/null
+}
+
+# Waits up to 10 s for a process to end.
+servers_wait_gone() {
+  for _ in $(seq 1 100); do servers_running "$1" || return 0; sleep 0.1; done
+  return 1
+}
+
+servers_as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# servers_make_ca DIR NAME : a self-signed CA, DIR/NAME.crt and DIR/NAME.key.
+servers_make_ca() {
+  openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj "/CN=$2" -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -keyout "$1/$2.key" -out "$1/$2.crt" 2>/dev/null
+}
+
+# servers_make_server_cert DIR CA : DIR/server.crt and DIR/server.key for localhost and
+# 127.0.0.1, signed by DIR/CA.crt.
+servers_make_server_cert() {
+  local dir=$1 ca=$2
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=localhost" \
+    -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
+  printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" "basicConstraints=critical,CA:FALSE" \
+    "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >"$dir/server.ext"
+  openssl x509 -req -in "$dir/server.csr" -CA "$dir/$ca.crt" -CAkey "$dir/$ca.key" -CAcreateserial \
+    -days 2 -extfile "$dir/server.ext" -out "$dir/server.crt" 2>/dev/null
+}
+
+private_pg_start() {
+  local tls=0 bin
+  [ "${1:-}" = --tls ] && tls=1
+  if ! bin=$(servers_pg_bindir); then
+    servers_log "initdb not found: install PostgreSQL (apt-get install postgresql)"; return 1
+  fi
+  if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
+    servers_log "running as root needs a 'postgres' OS user to own the private cluster"; return 1
+  fi
+  PRIVATE_PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/private-pg.XXXXXX")
+  mkdir -p "$PRIVATE_PG_DIR/sock"
+  [ "$(id -u)" = 0 ] && chown -R postgres: "$PRIVATE_PG_DIR"
+  if ! servers_as_pg "$bin/initdb" -D "$PRIVATE_PG_DIR/data" -U postgres -A trust -E UTF8 --no-sync \
+    >"$PRIVATE_PG_DIR/initdb.log" 2>&1; then
+    cat "$PRIVATE_PG_DIR/initdb.log" >&2; servers_log "initdb failed"; return 1
+  fi
+  # Appended by us (root or not); the file stays the cluster owner's.
+  cat >>"$PRIVATE_PG_DIR/data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$PRIVATE_PG_DIR/sock'
+max_connections = 200
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+CONF
+  PRIVATE_PG_CA=
+  if [ "$tls" = 1 ]; then
+    command -v openssl >/dev/null 2>&1 || { servers_log "openssl not found (apt-get install openssl)"; return 1; }
+    local certs="$PRIVATE_PG_DIR/tls"
+    mkdir -p "$certs"
+    servers_make_ca "$certs" ca && servers_make_server_cert "$certs" ca || { servers_log "openssl failed"; return 1; }
+    [ "$(id -u)" = 0 ] && chown -R postgres: "$certs"
+    chmod 600 "$certs/server.key"
+    chmod 755 "$PRIVATE_PG_DIR" "$certs" && chmod 644 "$certs/ca.crt" # the CA is public
+    printf '%s\n' "ssl = on" "ssl_cert_file = '$certs/server.crt'" "ssl_key_file = '$certs/server.key'" \
+      >>"$PRIVATE_PG_DIR/data/postgresql.conf"
+    PRIVATE_PG_CA="$certs/ca.crt"
+  fi
+  local attempt
+  for attempt in 1 2 3; do
+    PRIVATE_PG_PORT=$(servers_free_port) || return 1
+    if servers_as_pg "$bin/pg_ctl" -D "$PRIVATE_PG_DIR/data" -l "$PRIVATE_PG_DIR/postgres.log" \
+      -o "-p $PRIVATE_PG_PORT" -w -t "$SERVERS_START_TIMEOUT_S" start >/dev/null; then
+      PRIVATE_PG_URL="postgres://postgres@127.0.0.1:$PRIVATE_PG_PORT/postgres"
+      export PRIVATE_PG_DIR PRIVATE_PG_PORT PRIVATE_PG_URL PRIVATE_PG_CA
+      servers_log "private PostgreSQL on 127.0.0.1:$PRIVATE_PG_PORT ($PRIVATE_PG_DIR)"
+      return 0
+    fi
+    servers_log "PostgreSQL did not start on port $PRIVATE_PG_PORT (attempt $attempt); its log:"
+    tail -5 "$PRIVATE_PG_DIR/postgres.log" >&2 || true
+    servers_as_pg "$bin/pg_ctl" -D "$PRIVATE_PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
+  done
+  return 1
+}
+
+# private_pg_stop [DIR] : stops the cluster in DIR (default $PRIVATE_PG_DIR), deletes DIR.
+private_pg_stop() {
+  local dir=${1:-${PRIVATE_PG_DIR:-}} bin pid
+  [ -n "$dir" ] && [ -d "$dir" ] || return 0
+  if [ -f "$dir/data/postmaster.pid" ] && bin=$(servers_pg_bindir); then
+    pid=$(head -1 "$dir/data/postmaster.pid")
+    servers_as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w -t "$SERVERS_START_TIMEOUT_S" stop >/dev/null 2>&1 \
+      || servers_as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+    servers_wait_gone "$pid" || { kill -9 "$pid" 2>/dev/null || true; }
+  fi
+  rm -rf "$dir"
+  [ "$dir" = "${PRIVATE_PG_DIR:-}" ] && PRIVATE_PG_DIR=
+  return 0
+}
+
+private_nats_start() {
+  local bin attempt
+  if ! bin=$(servers_nats_bin); then
+    servers_log "nats-server not found (apt-get install nats-server)"; return 1
+  fi
+  PRIVATE_NATS_DIR=$(mktemp -d "${TMPDIR:-/tmp}/private-nats.XXXXXX")
+  for attempt in 1 2 3; do
+    PRIVATE_NATS_PORT=$(servers_free_port) || return 1
+    : >"$PRIVATE_NATS_DIR/nats.log"
+    "$bin" -a 127.0.0.1 -p "$PRIVATE_NATS_PORT" -js -sd "$PRIVATE_NATS_DIR/jetstream" \
+      -l "$PRIVATE_NATS_DIR/nats.log" </dev/null >/dev/null 2>&1 &
+    PRIVATE_NATS_PID=$!
+    for _ in $(seq 1 $((SERVERS_START_TIMEOUT_S * 10))); do
+      kill -0 "$PRIVATE_NATS_PID" 2>/dev/null || break
+      if grep -q "Server is ready" "$PRIVATE_NATS_DIR/nats.log" && servers_answers "$PRIVATE_NATS_PORT"; then
+        PRIVATE_NATS_URL="nats://127.0.0.1:$PRIVATE_NATS_PORT"
+        export PRIVATE_NATS_DIR PRIVATE_NATS_PORT PRIVATE_NATS_PID PRIVATE_NATS_URL
+        servers_log "private NATS JetStream on 127.0.0.1:$PRIVATE_NATS_PORT ($PRIVATE_NATS_DIR)"
+        return 0
+      fi
+      sleep 0.1
+    done
+    servers_log "NATS did not start on port $PRIVATE_NATS_PORT (attempt $attempt); its log:"
+    tail -5 "$PRIVATE_NATS_DIR/nats.log" >&2 || true
+    kill "$PRIVATE_NATS_PID" 2>/dev/null || true
+    wait "$PRIVATE_NATS_PID" 2>/dev/null || true
+  done
+  PRIVATE_NATS_PID=
+  return 1
+}
+
+private_nats_stop() {
+  if [ -n "${PRIVATE_NATS_PID:-}" ]; then
+    kill "$PRIVATE_NATS_PID" 2>/dev/null || true
+    servers_wait_gone "$PRIVATE_NATS_PID" || { kill -9 "$PRIVATE_NATS_PID" 2>/dev/null || true; }
+    wait "$PRIVATE_NATS_PID" 2>/dev/null || true
+    PRIVATE_NATS_PID=
+  fi
+  if [ -n "${PRIVATE_NATS_DIR:-}" ]; then rm -rf "$PRIVATE_NATS_DIR"; PRIVATE_NATS_DIR=; fi
+  return 0
+}
+
+servers_stop_all() {
+  private_nats_stop
+  private_pg_stop
+}
+
+# Installs traps: servers_stop_all on exit, and an exit (so the EXIT trap runs) on ^C,
+# TERM and HUP. Callers with their own EXIT trap call servers_stop_all from it instead.
+servers_cleanup_on_exit() {
+  trap servers_stop_all EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  trap 'exit 129' HUP
+}
