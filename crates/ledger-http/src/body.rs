@@ -5,10 +5,11 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use chrono::Utc;
 use futures::StreamExt;
-use serde::de::DeserializeOwned;
+use ledger_wire::Body;
 
-use crate::problem::{ApiError, FieldError};
+use crate::problem::ApiError;
 
 /// The largest request body accepted.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
@@ -19,7 +20,7 @@ pub struct JsonBody<T> {
     pub raw: web::Bytes,
 }
 
-impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+impl<T: Body + 'static> FromRequest for JsonBody<T> {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
@@ -53,10 +54,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     }
 }
 
-/// Deserializes, turning a decoding refusal into a 400 naming the field and the rule.
-pub fn parse<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
-    ledger_wire::decode(raw).map_err(|r| ApiError::BadRequest {
-        detail: format!("{}: {}", r.field, r.message),
-        errors: vec![FieldError { field: r.field, rule: r.rule.into(), message: r.message }],
-    })
+/// Decodes a body of the command vocabulary by its rules (the occurredAt rule included),
+/// turning a refusal into a 400 naming the field and the rule.
+pub fn parse<T: Body>(raw: &[u8]) -> Result<T, ApiError> {
+    Ok(ledger_wire::decode_body(raw, Utc::now())?)
 }

@@ -15,7 +15,7 @@ use crate::routes::{credits, ledger};
     paths(credits::create, credits::list, credits::get_one, credits::patch, credits::replace, credits::delete,
           ledger::use_credit, ledger::waste, ledger::expire, ledger::reverse, ledger::consume, ledger::history, ledger::site_feed),
     components(schemas(BillingCredit, BillingCreditBody, BillingCreditPatchBody, BillingCreditList, PageMeta, CodingDto, Problem, FieldError,
-        UseBody, WasteBody, ExpireBody, ReverseBody, ConsumeBody, LedgerEvent, OperationResult, AllocationDto, ConsumeResult, EventPage, FeedSlice)),
+        UseBody, WasteBody, ExpireBody, ReverseBody, ConsumeBody, CodeOrCoding, LedgerEvent, OperationResult, AllocationDto, ConsumeResult, EventPage, FeedSlice)),
     modifiers(&BearerAuth),
     tags((name = "Billing Credit", description = "Wellness-plan billing credits (the seed API)"),
          (name = "Ledger", description = "Spending, writing off, expiring and reversing credits"),

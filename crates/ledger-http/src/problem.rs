@@ -67,6 +67,16 @@ pub enum ApiError {
 /// How long clients should wait before retrying a 503.
 pub const RETRY_AFTER_S: u32 = 2;
 
+/// A body refused by its decoding rules (`ledger-wire`): a 400 naming the field and the rule.
+impl From<ledger_wire::FieldRefusal> for ApiError {
+    fn from(r: ledger_wire::FieldRefusal) -> Self {
+        ApiError::BadRequest {
+            detail: format!("{}: {}", r.field, r.message),
+            errors: vec![FieldError { field: r.field, rule: r.rule.into(), message: r.message }],
+        }
+    }
+}
+
 impl ApiError {
     pub fn bad_field(field: impl Into<String>, rule: &str, message: impl Into<String>) -> Self {
         let message = message.into();

@@ -6,48 +6,53 @@
 //! | field | | |
 //! |---|---|---|
 //! | `commandId` | uuid, required | the idempotency key: a command is applied once, however often it is delivered |
-//! | `type` | required | `issue`, `use`, `waste`, `expire`, `reverse`, `consume`, `adjust`, `activate`, `deactivate`, `delete` |
+//! | `type` | required | `issue`, `replace`, `patch`, `use`, `waste`, `expire`, `reverse`, `consume`, `adjust`, `activate`, `deactivate`, `delete` |
 //! | `billingCreditId` | uuid | required, except for `consume` (where it is refused) |
 //! | `actor` | string | who asked; default the service's configured actor |
-//! | `occurredAt` | date or RFC 3339 | business time the command is judged at; default the time JetStream stored the message; at most 5 minutes ahead |
+//! | `occurredAt` | date or RFC 3339 | business time the command is judged at; default the time JetStream stored the message; at most 5 minutes ahead (`ledger_wire::check_occurred_at`, as on REST) |
 //! | `correlationId`, `causationId` | uuid | carried onto the events |
 //!
-//! and the fields of its type (the same names and rules as the REST bodies):
+//! and the fields of its type: the body of the matching REST operation, decoded by the
+//! same rules into the same domain command (`ledger_wire::Operation`):
 //!
 //! - `issue`: the REST create body (creditType, startDate, totalAmount, …).
+//! - `replace`: the REST PUT body (the whole credit).
+//! - `patch`: the REST PATCH body (the fields that change; `null` clears).
 //! - `use`: amount, reference, note?
 //! - `waste`: amount, reason
 //! - `expire`: reason?
 //! - `reverse`: eventId, amount?, reason?
 //! - `adjust`: delta, reason?
 //! - `activate`, `deactivate`, `delete`: reason?
-//! - `consume`: wellnessPlanMembershipId, amount, creditType, currency | measurementUnit,
-//!   creditCategory?, wellnessPlanBenefitId?, reference, allowPartial?
+//! - `consume`: wellnessPlanMembershipId, amount, creditType, currency | measurementUnit
+//!   (a code or a coding), creditCategory?, wellnessPlanBenefitId?, reference, allowPartial?
 //!
 //! Unknown fields are refused, amounts are exact JSON numbers. The JSON Schema is
 //! `docs/nats-commands.schema.json`.
 
-use chrono::{DateTime, Duration, Utc};
-use ledger_domain::event::StatusChange;
-use ledger_domain::{Command, ConsumeRequest, CreditType};
-use rust_decimal::Decimal;
-use serde::de::DeserializeOwned;
+use chrono::{DateTime, Utc};
+use ledger_domain::{Command, ConsumeRequest};
+use ledger_wire::{FieldRefusal, Operation, Request};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::wire;
-use ledger_wire::BillingCreditBody;
 
 /// The largest command message accepted, in bytes (the REST body limit).
 pub const COMMAND_BYTES_MAX: usize = 64 * 1024;
-/// How far ahead of the ledger's clock an occurredAt may be (clock skew between services).
-pub const OCCURRED_AT_SKEW_MAX_S: i64 = 300;
 /// The longest actor name accepted.
 pub const ACTOR_CHARS_MAX: usize = 255;
 
-/// Every command type, as the `type` field names it.
-pub const COMMAND_TYPES: [&str; 10] =
-    ["issue", "use", "waste", "expire", "reverse", "consume", "adjust", "activate", "deactivate", "delete"];
+/// Every command type, as the `type` field names it: the operations of `ledger_wire`.
+pub const COMMAND_TYPES: [&str; Operation::ALL.len()] = {
+    let mut names = [""; Operation::ALL.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = Operation::ALL[i].name();
+        i += 1;
+    }
+    names
+};
 
 /// Why a message was refused: the rule it broke, the field at fault, in words.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +65,12 @@ pub struct Refusal {
 impl Refusal {
     pub fn new(rule: impl Into<String>, field: Option<&str>, message: impl Into<String>) -> Self {
         Refusal { rule: rule.into(), field: field.map(str::to_string), message: message.into() }
+    }
+}
+
+impl From<FieldRefusal> for Refusal {
+    fn from(r: FieldRefusal) -> Self {
+        Refusal { rule: r.rule.into(), field: Some(r.field), message: r.message }
     }
 }
 
@@ -163,8 +174,8 @@ fn parse_into(
             common.insert((*key).to_string(), v);
         }
     }
-    let common: Common = from_value(common)?;
-    let command_type = COMMAND_TYPES.into_iter().find(|t| *t == common.command_type).ok_or_else(|| {
+    let common: Common = ledger_wire::decode(&json_bytes(common))?;
+    let operation = Operation::from_name(&common.command_type).ok_or_else(|| {
         Refusal::new(
             "unknown-command-type",
             Some("type"),
@@ -180,55 +191,28 @@ fn parse_into(
             ));
         }
     }
-    if let Some(at) = common.occurred_at {
-        if at > now + Duration::seconds(OCCURRED_AT_SKEW_MAX_S) {
-            return Err(Refusal::new(
-                "occurred-at-in-future",
-                Some("occurredAt"),
-                format!("occurredAt {at} is more than {OCCURRED_AT_SKEW_MAX_S} s ahead of the ledger's clock"),
-            ));
-        }
+    ledger_wire::check_occurred_at(common.occurred_at, now)?;
+    if operation == Operation::Consume && common.billing_credit_id.is_some() {
+        return Err(Refusal::new(
+            "unknown-field",
+            Some("billingCreditId"),
+            "a consume names the membership (wellnessPlanMembershipId), not a credit",
+        ));
     }
-    let rest = serde_json::Value::Object(fields);
-    let action = if command_type == "consume" {
-        if common.billing_credit_id.is_some() {
-            return Err(Refusal::new(
-                "unknown-field",
-                Some("billingCreditId"),
-                "a consume names the membership (wellnessPlanMembershipId), not a credit",
-            ));
-        }
-        Action::Consume(from_value::<ConsumeBody>(rest)?.into_request()?)
-    } else {
-        let billing_credit_id = common
-            .billing_credit_id
-            .ok_or_else(|| Refusal::new("required", Some("billingCreditId"), "missing field `billingCreditId`"))?;
-        let command = match command_type {
-            "issue" => Command::Issue(from_value::<BillingCreditBody>(rest)?.into_draft()),
-            "use" => {
-                let b: UseBody = from_value(rest)?;
-                Command::Use { amount: b.amount, reference: Some(b.reference), note: b.note }
-            }
-            "waste" => {
-                let b: WasteBody = from_value(rest)?;
-                Command::Waste { amount: b.amount, reason: Some(b.reason) }
-            }
-            "expire" => Command::Expire { reason: from_value::<ReasonBody>(rest)?.reason },
-            "reverse" => {
-                let b: ReverseBody = from_value(rest)?;
-                Command::Reverse { event_id: b.event_id, amount: b.amount, reason: b.reason }
-            }
-            "adjust" => {
-                let b: AdjustBody = from_value(rest)?;
-                Command::AdjustTotal { delta: b.delta, reason: b.reason }
-            }
-            "activate" => Command::Activate(StatusChange { reason: from_value::<ReasonBody>(rest)?.reason }),
-            "deactivate" => Command::Deactivate(StatusChange { reason: from_value::<ReasonBody>(rest)?.reason }),
-            "delete" => Command::Delete(StatusChange { reason: from_value::<ReasonBody>(rest)?.reason }),
-            other => unreachable!("{other} is in COMMAND_TYPES"),
-        };
-        Action::OnCredit { billing_credit_id, command }
+    let billing_credit_id = match operation {
+        Operation::Consume => None,
+        _ => Some(
+            common
+                .billing_credit_id
+                .ok_or_else(|| Refusal::new("required", Some("billingCreditId"), "missing field `billingCreditId`"))?,
+        ),
     };
+    let action = match (operation.decode(&json_bytes(fields), now)?, billing_credit_id) {
+        (Request::Consume(request), _) => Action::Consume(request),
+        (Request::OnCredit(command), Some(billing_credit_id)) => Action::OnCredit { billing_credit_id, command },
+        (Request::OnCredit(_), None) => unreachable!("only a consume has no credit"),
+    };
+    let command_type = operation.name();
     Ok(ParsedCommand {
         command_id: common.command_id,
         site_id,
@@ -239,6 +223,12 @@ fn parse_into(
         correlation_id: common.correlation_id,
         causation_id: common.causation_id,
     })
+}
+
+/// A part of the message, to decode by the vocabulary's rules. Through bytes: numbers
+/// keep their exact text (arbitrary_precision) on this path.
+fn json_bytes(fields: serde_json::Map<String, serde_json::Value>) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::Value::Object(fields)).expect("a JSON object serializes")
 }
 
 /// The subject's part after `{prefix}.commands.`: the site id, when well-formed.
@@ -269,102 +259,10 @@ impl Common {
         &["commandId", "type", "billingCreditId", "actor", "occurredAt", "correlationId", "causationId"];
 }
 
-/// Decodes a part of the message, refusing as the REST API's 400s do: naming the field.
-fn from_value<T: DeserializeOwned>(value: impl Into<serde_json::Value>) -> Result<T, Refusal> {
-    // Through bytes: numbers keep their exact text (arbitrary_precision) on this path.
-    let bytes = serde_json::to_vec(&value.into()).expect("a JSON value serializes");
-    ledger_wire::decode(&bytes).map_err(|r| Refusal { rule: r.rule.into(), field: Some(r.field), message: r.message })
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct UseBody {
-    #[serde(deserialize_with = "wire::amount")]
-    amount: Decimal,
-    reference: String,
-    note: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct WasteBody {
-    #[serde(deserialize_with = "wire::amount")]
-    amount: Decimal,
-    reason: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ReasonBody {
-    reason: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ReverseBody {
-    event_id: Uuid,
-    #[serde(default, deserialize_with = "wire::optional_amount")]
-    amount: Option<Decimal>,
-    reason: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct AdjustBody {
-    #[serde(deserialize_with = "wire::amount")]
-    delta: Decimal,
-    reason: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ConsumeBody {
-    wellness_plan_membership_id: Uuid,
-    #[serde(deserialize_with = "wire::amount")]
-    amount: Decimal,
-    credit_type: CreditType,
-    currency: Option<String>,
-    measurement_unit: Option<String>,
-    credit_category: Option<String>,
-    wellness_plan_benefit_id: Option<Uuid>,
-    reference: String,
-    allow_partial: Option<bool>,
-}
-
-impl ConsumeBody {
-    fn into_request(self) -> Result<ConsumeRequest, Refusal> {
-        let unit_code = match (self.credit_type, self.currency, self.measurement_unit) {
-            (CreditType::Monetary, Some(code), None) | (CreditType::Quantity, None, Some(code)) => code,
-            (CreditType::Monetary, ..) => {
-                return Err(Refusal::new(
-                    "required",
-                    Some("currency"),
-                    "a monetary consume names its currency (and no measurementUnit)",
-                ))
-            }
-            (CreditType::Quantity, ..) => {
-                return Err(Refusal::new(
-                    "required",
-                    Some("measurementUnit"),
-                    "a quantity consume names its measurementUnit (and no currency)",
-                ))
-            }
-        };
-        Ok(ConsumeRequest {
-            wellness_plan_membership_id: self.wellness_plan_membership_id,
-            amount: self.amount,
-            credit_type: self.credit_type,
-            unit_code,
-            credit_category_code: self.credit_category,
-            wellness_plan_benefit_id: self.wellness_plan_benefit_id,
-            reference: Some(self.reference),
-            allow_partial: self.allow_partial.unwrap_or(false),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use rust_decimal::Decimal;
+
     use super::*;
 
     const SITE: &str = "11111111-1111-1111-1111-111111111111";
@@ -503,11 +401,34 @@ mod tests {
     }
 
     #[test]
+    fn a_replace_and_a_patch_take_the_put_and_patch_bodies() {
+        let body = format!(
+            r#"{{"commandId":"{CMD}","type":"replace","billingCreditId":"{CREDIT}","creditType":"quantity","startDate":"2025-01-01",
+                "totalAmount":4,"measurementUnit":{{"code":"visit"}}}}"#
+        );
+        let Action::OnCredit { command: Command::Replace(draft), .. } = run(&body).1.unwrap().action else { panic!() };
+        assert_eq!(draft.total_amount, Decimal::from(4));
+        let body = format!(
+            r#"{{"commandId":"{CMD}","type":"patch","billingCreditId":"{CREDIT}","totalAmount":5.0,"endDate":null}}"#
+        );
+        let Action::OnCredit { command: Command::Patch(patch), .. } = run(&body).1.unwrap().action else { panic!() };
+        assert_eq!(patch.total_amount.map(|t| t.to_string()).as_deref(), Some("5.0"));
+        assert_eq!(patch.end_date, Some(None));
+        assert_eq!(patch.start_date, None);
+        let body = format!(r#"{{"commandId":"{CMD}","type":"patch","billingCreditId":"{CREDIT}","totalAmount":"5"}}"#);
+        let refusal = run(&body).1.unwrap_err();
+        assert_eq!((refusal.rule.as_str(), refusal.field.as_deref()), ("invalid-type", Some("totalAmount")));
+    }
+
+    #[test]
     fn a_consume_needs_the_unit_of_its_type() {
         let body = format!(
             r#"{{"commandId":"{CMD}","type":"consume","wellnessPlanMembershipId":"{CREDIT}","amount":2,"creditType":"quantity","measurementUnit":"visit","reference":"inv-1"}}"#
         );
         let Action::Consume(request) = run(&body).1.unwrap().action else { panic!() };
+        assert_eq!(request.unit_code, "visit");
+        let coded = body.replace(r#""visit""#, r#"{"code":"visit","display":"Visit"}"#);
+        let Action::Consume(request) = run(&coded).1.unwrap().action else { panic!() };
         assert_eq!(request.unit_code, "visit");
         let body = body.replace("measurementUnit", "currency");
         assert_eq!(run(&body).1.unwrap_err().field.as_deref(), Some("measurementUnit"));

@@ -1,7 +1,23 @@
-//! The credit body shared by REST create/PUT and the NATS `issue` command.
+//! The credit on every wire: the create/PUT body (also the NATS `issue` and `replace`
+//! commands), the PATCH body (also the NATS `patch` command) and the credit as the API
+//! shows it.
+//!
+//! The credit's descriptive fields are listed once, in the `credit_shapes!` call at the
+//! end of this file; the macro writes them into all three shapes and into their
+//! conversions from and to the domain. Adding an identifier, a coding or a free-form
+//! object to the credit means adding its name there (and to the domain's
+//! `CreditDetails`).
+//!
+//! Why a macro and not a `#[serde(flatten)]`-ed struct: serde decodes a flattened
+//! struct from a buffered copy of its fields, after the whole object was read, so
+//! `serde_path_to_error` can no longer name the field at fault: `"startDate":
+//! "2025-13-01"` or `"wellnessPlanId": "x"` in a flattened struct is refused as `body`,
+//! not as `startDate`/`wellnessPlanId` (tried with this workspace's serde). serde also
+//! documents `deny_unknown_fields` as unsupported with `flatten`. The macro keeps every
+//! field a plain field of each struct, and the one list of them stays here.
 
 use chrono::{DateTime, Utc};
-use ledger_domain::{Coding, CreditDetails, CreditDraft, CreditType, JsonObject};
+use ledger_domain::{Coding, Credit, CreditDetails, CreditDraft, CreditPatch, CreditType, JsonObject};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -33,85 +49,216 @@ impl From<&Coding> for CodingDto {
     }
 }
 
-/// Create (POST) and replace (PUT) body: the whole credit.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BillingCreditBody {
-    /// Entity the credit is currently associated/applied to, if different from availability.
-    #[schema(value_type = Option<Object>)]
-    pub applied_to: Option<JsonObject>,
-    #[schema(value_type = Option<Object>)]
-    pub available_to: Option<JsonObject>,
-    /// Canonical identifier for the billing credit. Optional on create (generated when
-    /// absent); sending the same id and body again returns the existing credit.
-    pub billing_credit_id: Option<Uuid>,
-    /// Whether the credit is tracked as a quantity (e.g., visits) or a monetary value.
-    #[schema(value_type = String, example = "quantity")]
-    pub credit_type: CreditType,
-    /// Date on which the credit expires (exclusive), if applicable.
-    #[serde(default, deserialize_with = "wire::optional_date")]
-    #[schema(value_type = Option<String>, example = "2025-01-01")]
-    pub end_date: Option<DateTime<Utc>>,
-    #[schema(value_type = Option<Object>)]
-    pub expiry: Option<JsonObject>,
-    #[schema(value_type = Option<Object>)]
-    pub extensions: Option<JsonObject>,
-    /// Defaults to true.
-    pub is_active: Option<bool>,
-    /// Must equal totalAmount - usedAmount - wastedAmount when sent.
-    #[serde(default, deserialize_with = "wire::optional_amount")]
-    #[schema(value_type = Option<f64>, example = 0)]
-    pub remaining_amount: Option<Decimal>,
-    /// Date from which the credit becomes valid.
-    #[serde(deserialize_with = "wire::date")]
-    #[schema(value_type = String, example = "2025-01-01")]
-    pub start_date: DateTime<Utc>,
-    #[serde(deserialize_with = "wire::amount")]
-    #[schema(value_type = f64, example = 0)]
-    pub total_amount: Decimal,
-    #[serde(default, deserialize_with = "wire::optional_amount")]
-    #[schema(value_type = Option<f64>, example = 0)]
-    pub used_amount: Option<Decimal>,
-    #[serde(default, deserialize_with = "wire::optional_amount")]
-    #[schema(value_type = Option<f64>, example = 0)]
-    pub wasted_amount: Option<Decimal>,
-    pub wellness_plan_benefit_id: Option<Uuid>,
-    pub wellness_plan_id: Option<Uuid>,
-    pub wellness_plan_membership_cycle_id: Option<Uuid>,
-    pub wellness_plan_membership_id: Option<Uuid>,
-    pub wellness_plan_membership_status_period_id: Option<Uuid>,
-    pub amount_type: Option<CodingDto>,
-    pub credit_category: Option<CodingDto>,
-    pub currency: Option<CodingDto>,
-    pub measurement_unit: Option<CodingDto>,
+/// Writes the three shapes of the credit around its descriptive fields, grouped by kind:
+/// `ids` (nullable UUIDs), `codings` (nullable [`CodingDto`]s) and `objects` (nullable
+/// JSON objects kept as sent). The fields with rules of their own (creditType, the
+/// dates, the amounts, isActive) are written out here.
+macro_rules! credit_shapes {
+    (
+        ids { $($(#[$id_doc:meta])* $id:ident,)* }
+        codings { $($(#[$coding_doc:meta])* $coding:ident,)* }
+        objects { $($(#[$object_doc:meta])* $object:ident,)* }
+    ) => {
+        /// Create (POST) and replace (PUT) body: the whole credit.
+        #[derive(Debug, Clone, Deserialize, ToSchema)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        pub struct BillingCreditBody {
+            $( $(#[$object_doc])* #[schema(value_type = Option<Object>)] pub $object: Option<JsonObject>, )*
+            /// Canonical identifier for the billing credit. Optional on create (generated when
+            /// absent); sending the same id and body again returns the existing credit.
+            pub billing_credit_id: Option<Uuid>,
+            /// Whether the credit is tracked as a quantity (e.g., visits) or a monetary value.
+            #[schema(value_type = String, example = "quantity")]
+            pub credit_type: CreditType,
+            /// Date on which the credit expires (exclusive), if applicable.
+            #[serde(default, deserialize_with = "wire::optional_date")]
+            #[schema(value_type = Option<String>, example = "2025-01-01")]
+            pub end_date: Option<DateTime<Utc>>,
+            /// Defaults to true.
+            pub is_active: Option<bool>,
+            /// Must equal totalAmount - usedAmount - wastedAmount when sent.
+            #[serde(default, deserialize_with = "wire::optional_amount")]
+            #[schema(value_type = Option<f64>, example = 0)]
+            pub remaining_amount: Option<Decimal>,
+            /// Date from which the credit becomes valid.
+            #[serde(deserialize_with = "wire::date")]
+            #[schema(value_type = String, example = "2025-01-01")]
+            pub start_date: DateTime<Utc>,
+            #[serde(deserialize_with = "wire::amount")]
+            #[schema(value_type = f64, example = 0)]
+            pub total_amount: Decimal,
+            #[serde(default, deserialize_with = "wire::optional_amount")]
+            #[schema(value_type = Option<f64>, example = 0)]
+            pub used_amount: Option<Decimal>,
+            #[serde(default, deserialize_with = "wire::optional_amount")]
+            #[schema(value_type = Option<f64>, example = 0)]
+            pub wasted_amount: Option<Decimal>,
+            $( $(#[$id_doc])* pub $id: Option<Uuid>, )*
+            $( $(#[$coding_doc])* pub $coding: Option<CodingDto>, )*
+        }
+
+        impl BillingCreditBody {
+            pub fn into_draft(self) -> CreditDraft {
+                CreditDraft {
+                    details: CreditDetails {
+                        credit_type: self.credit_type,
+                        start_date: self.start_date,
+                        end_date: self.end_date,
+                        $( $id: self.$id, )*
+                        $( $coding: self.$coding.map(Into::into), )*
+                        $( $object: self.$object, )*
+                    },
+                    is_active: self.is_active.unwrap_or(true),
+                    total_amount: self.total_amount,
+                    used_amount: self.used_amount.unwrap_or_default(),
+                    wasted_amount: self.wasted_amount.unwrap_or_default(),
+                    remaining_amount: self.remaining_amount,
+                }
+            }
+        }
+
+        /// PATCH body: only the fields sent change; `null` clears an optional field.
+        #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        pub struct BillingCreditPatchBody {
+            $(
+                $(#[$object_doc])*
+                #[serde(default, deserialize_with = "wire::patch")]
+                #[schema(value_type = Option<Object>)]
+                pub $object: Option<Option<JsonObject>>,
+            )*
+            #[schema(value_type = Option<String>, example = "quantity")]
+            pub credit_type: Option<CreditType>,
+            #[serde(default, deserialize_with = "wire::patch_date")]
+            #[schema(value_type = Option<String>, example = "2025-01-01")]
+            pub end_date: Option<Option<DateTime<Utc>>>,
+            pub is_active: Option<bool>,
+            #[serde(default, deserialize_with = "wire::optional_amount")]
+            #[schema(value_type = Option<f64>, example = 0)]
+            pub remaining_amount: Option<Decimal>,
+            #[serde(default, deserialize_with = "wire::optional_date")]
+            #[schema(value_type = Option<String>, example = "2025-01-01")]
+            pub start_date: Option<DateTime<Utc>>,
+            #[serde(default, deserialize_with = "wire::optional_amount")]
+            #[schema(value_type = Option<f64>, example = 0)]
+            pub total_amount: Option<Decimal>,
+            #[serde(default, deserialize_with = "wire::optional_amount")]
+            #[schema(value_type = Option<f64>, example = 0)]
+            pub used_amount: Option<Decimal>,
+            #[serde(default, deserialize_with = "wire::optional_amount")]
+            #[schema(value_type = Option<f64>, example = 0)]
+            pub wasted_amount: Option<Decimal>,
+            $(
+                $(#[$id_doc])*
+                #[serde(default, deserialize_with = "wire::patch")]
+                #[schema(value_type = Option<Uuid>)]
+                pub $id: Option<Option<Uuid>>,
+            )*
+            $(
+                $(#[$coding_doc])*
+                #[serde(default, deserialize_with = "wire::patch")]
+                #[schema(value_type = Option<CodingDto>)]
+                pub $coding: Option<Option<CodingDto>>,
+            )*
+        }
+
+        impl BillingCreditPatchBody {
+            pub fn into_patch(self) -> CreditPatch {
+                CreditPatch {
+                    credit_type: self.credit_type,
+                    start_date: self.start_date,
+                    end_date: self.end_date,
+                    $( $id: self.$id, )*
+                    $( $coding: self.$coding.map(|c| c.map(Into::into)), )*
+                    $( $object: self.$object, )*
+                    is_active: self.is_active,
+                    total_amount: self.total_amount,
+                    used_amount: self.used_amount,
+                    wasted_amount: self.wasted_amount,
+                    remaining_amount: self.remaining_amount,
+                }
+            }
+        }
+
+        /// A billing credit as the API shows it.
+        #[derive(Debug, Clone, Serialize, ToSchema)]
+        #[serde(rename_all = "camelCase")]
+        pub struct BillingCredit {
+            $( $(#[$object_doc])* #[schema(value_type = Option<Object>)] pub $object: Option<JsonObject>, )*
+            pub billing_credit_id: Uuid,
+            /// Timestamp when the billing credit was created.
+            #[schema(example = "2025-01-01T00:00:00.000Z")]
+            pub created_at: String,
+            #[schema(value_type = String, example = "quantity")]
+            pub credit_type: CreditType,
+            #[schema(example = "2025-01-01T00:00:00Z")]
+            pub end_date: Option<String>,
+            pub is_active: bool,
+            /// totalAmount - usedAmount - wastedAmount.
+            #[serde(serialize_with = "wire::serialize_amount")]
+            #[schema(value_type = f64, example = 0)]
+            pub remaining_amount: Decimal,
+            #[schema(example = "2025-01-01T00:00:00Z")]
+            pub start_date: String,
+            #[serde(serialize_with = "wire::serialize_amount")]
+            #[schema(value_type = f64, example = 0)]
+            pub total_amount: Decimal,
+            #[schema(example = "2025-01-01T00:00:00.000Z")]
+            pub updated_at: String,
+            #[serde(serialize_with = "wire::serialize_amount")]
+            #[schema(value_type = f64, example = 0)]
+            pub used_amount: Decimal,
+            #[serde(serialize_with = "wire::serialize_amount")]
+            #[schema(value_type = f64, example = 0)]
+            pub wasted_amount: Decimal,
+            $( $(#[$id_doc])* pub $id: Option<Uuid>, )*
+            $( $(#[$coding_doc])* pub $coding: Option<CodingDto>, )*
+        }
+
+        impl From<&Credit> for BillingCredit {
+            fn from(c: &Credit) -> Self {
+                let d = &c.details;
+                BillingCredit {
+                    billing_credit_id: c.billing_credit_id,
+                    created_at: wire::format_timestamp(&c.created_at),
+                    credit_type: d.credit_type,
+                    end_date: d.end_date.as_ref().map(wire::format_date),
+                    is_active: c.is_active,
+                    remaining_amount: c.remaining_amount(),
+                    start_date: wire::format_date(&d.start_date),
+                    total_amount: c.total_amount,
+                    updated_at: wire::format_timestamp(&c.updated_at),
+                    used_amount: c.used_amount,
+                    wasted_amount: c.wasted_amount,
+                    $( $id: d.$id, )*
+                    $( $coding: d.$coding.as_ref().map(Into::into), )*
+                    $( $object: d.$object.clone(), )*
+                }
+            }
+        }
+    };
 }
 
-impl BillingCreditBody {
-    pub fn into_draft(self) -> CreditDraft {
-        CreditDraft {
-            details: CreditDetails {
-                credit_type: self.credit_type,
-                start_date: self.start_date,
-                end_date: self.end_date,
-                wellness_plan_id: self.wellness_plan_id,
-                wellness_plan_benefit_id: self.wellness_plan_benefit_id,
-                wellness_plan_membership_id: self.wellness_plan_membership_id,
-                wellness_plan_membership_cycle_id: self.wellness_plan_membership_cycle_id,
-                wellness_plan_membership_status_period_id: self.wellness_plan_membership_status_period_id,
-                amount_type: self.amount_type.map(Into::into),
-                credit_category: self.credit_category.map(Into::into),
-                currency: self.currency.map(Into::into),
-                measurement_unit: self.measurement_unit.map(Into::into),
-                applied_to: self.applied_to,
-                available_to: self.available_to,
-                expiry: self.expiry,
-                extensions: self.extensions,
-            },
-            is_active: self.is_active.unwrap_or(true),
-            total_amount: self.total_amount,
-            used_amount: self.used_amount.unwrap_or_default(),
-            wasted_amount: self.wasted_amount.unwrap_or_default(),
-            remaining_amount: self.remaining_amount,
-        }
+// The credit's descriptive fields: the one list.
+credit_shapes! {
+    ids {
+        wellness_plan_benefit_id,
+        wellness_plan_id,
+        wellness_plan_membership_cycle_id,
+        wellness_plan_membership_id,
+        wellness_plan_membership_status_period_id,
+    }
+    codings {
+        amount_type,
+        credit_category,
+        currency,
+        measurement_unit,
+    }
+    objects {
+        /// Entity the credit is currently associated/applied to, if different from availability.
+        applied_to,
+        available_to,
+        expiry,
+        extensions,
     }
 }

@@ -1,90 +1,17 @@
-//! Bodies and replies of the ledger operations (use, waste, expire, reverse, consume)
-//! and of the audit reads (a credit's events, the site feed).
+//! Replies of the ledger operations (use, waste, expire, reverse, consume; their bodies
+//! are `ledger-wire`'s, shared with NATS) and of the audit reads (a credit's events, the site feed).
 
-use chrono::{DateTime, Utc};
-use ledger_domain::{Allocation, CreditType, Event};
+use ledger_domain::{Allocation, Event};
 use ledger_store::RecordedEvent;
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{BillingCredit, PageMeta};
 use crate::wire;
 
-/// Spend part of a credit.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct UseBody {
-    #[serde(deserialize_with = "wire::amount")]
-    #[schema(value_type = f64, example = 1)]
-    pub amount: Decimal,
-    /// What the credit paid for: a visit, an invoice, a benefit redemption.
-    #[schema(example = "visit-2025-0042")]
-    pub reference: String,
-    /// When it happened (business time); defaults to now. Judged against the credit's
-    /// startDate/endDate; never in the future.
-    #[serde(default, deserialize_with = "wire::optional_date")]
-    #[schema(value_type = Option<String>, example = "2025-03-01T10:00:00Z")]
-    pub occurred_at: Option<DateTime<Utc>>,
-    pub note: Option<String>,
-}
-
-/// Write part of a credit off.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct WasteBody {
-    #[serde(deserialize_with = "wire::amount")]
-    #[schema(value_type = f64, example = 1)]
-    pub amount: Decimal,
-    #[schema(example = "missed appointment")]
-    pub reason: String,
-}
-
-/// Write off everything that remains (once).
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ExpireBody {
-    pub reason: Option<String>,
-}
-
-/// Undo a use or a waste, in full or in part.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ReverseBody {
-    /// The CreditUsed or CreditWasted event to undo.
-    pub event_id: Uuid,
-    /// How much to undo; all that is left of it when absent.
-    #[serde(default, deserialize_with = "wire::optional_amount")]
-    #[schema(value_type = Option<f64>)]
-    pub amount: Option<Decimal>,
-    pub reason: Option<String>,
-}
-
-/// Spend an amount across a member's matching credits, soonest endDate first.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ConsumeBody {
-    pub wellness_plan_membership_id: Uuid,
-    #[serde(deserialize_with = "wire::amount")]
-    #[schema(value_type = f64, example = 1)]
-    pub amount: Decimal,
-    #[schema(value_type = String, example = "quantity")]
-    pub credit_type: CreditType,
-    /// ISO 4217 code; required for monetary credits.
-    #[schema(example = "USD")]
-    pub currency: Option<String>,
-    /// Unit code (measurementUnit.code); required for quantity credits.
-    #[schema(example = "visit")]
-    pub measurement_unit: Option<String>,
-    /// Only credits of this category (creditCategory.code).
-    pub credit_category: Option<String>,
-    pub wellness_plan_benefit_id: Option<Uuid>,
-    #[schema(example = "invoice-7781")]
-    pub reference: String,
-    /// Spend what there is when it is not enough (default false: refuse and write nothing).
-    pub allow_partial: Option<bool>,
-}
+pub use ledger_wire::{CodeOrCoding, ConsumeBody, ExpireBody, ReverseBody, UseBody, WasteBody};
 
 /// One event of the ledger, as auditors read it.
 #[derive(Debug, Clone, Serialize, ToSchema)]

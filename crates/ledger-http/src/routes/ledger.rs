@@ -3,11 +3,11 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::{Duration, Utc};
-use ledger_domain::{Command, ConsumeRequest, CreditType};
+use chrono::Utc;
+use ledger_domain::Command;
 use ledger_store::{commands, CommandMeta, FeedCursor, READ_LIMIT_MAX};
+use ledger_wire::Body;
 
-use super::credits::command_for;
 use super::query::number;
 use super::write::{perform, Render, Reply};
 use super::{credit_id, etag_text, if_match};
@@ -17,8 +17,6 @@ use crate::dto::*;
 use crate::problem::{ApiError, ReadProblems, WriteProblems};
 use crate::startup::AppState;
 
-/// How far in the future a use's occurredAt may lie (clock skew between services).
-pub const OCCURRED_AT_SKEW_MAX_S: i64 = 300;
 /// The default and largest page of the site feed.
 pub const FEED_LIMIT_DEFAULT: u32 = 100;
 
@@ -37,16 +35,20 @@ fn operation_reply() -> Render {
     })
 }
 
-async fn operate(
+/// Runs an operation's command on the path's credit, judged at the body's occurredAt
+/// (now when it has none).
+async fn operate<B: Body>(
     access: SiteAccess<Write>,
     req: HttpRequest,
-    raw: &[u8],
-    command: Command,
+    body: JsonBody<B>,
+    into_command: fn(B) -> Command,
     state: &AppState,
 ) -> Result<HttpResponse, ApiError> {
     let id = credit_id(&req)?;
-    let execution = command_for(&access, id, command, if_match(&req)?);
-    perform(state, &req, raw, execution, operation_reply()).await
+    let JsonBody { value, raw } = body;
+    let meta = CommandMeta::new(access.actor.clone(), value.occurred_at().unwrap_or_else(Utc::now));
+    let execution = commands::command_execution(access.site_id, id, into_command(value), meta, if_match(&req)?);
+    perform(state, &req, &raw, execution, operation_reply()).await
 }
 
 #[utoipa::path(
@@ -68,16 +70,7 @@ pub async fn use_credit(
     body: JsonBody<UseBody>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let JsonBody { value, raw } = body;
-    let occurred_at = value.occurred_at.unwrap_or_else(Utc::now);
-    if occurred_at > Utc::now() + Duration::seconds(OCCURRED_AT_SKEW_MAX_S) {
-        return Err(ApiError::bad_field("occurredAt", "in-the-future", "occurredAt must not be in the future"));
-    }
-    let id = credit_id(&req)?;
-    let meta = CommandMeta::new(access.actor.clone(), occurred_at);
-    let command = Command::Use { amount: value.amount, reference: Some(value.reference), note: value.note };
-    let execution = commands::command_execution(access.site_id, id, command, meta, if_match(&req)?);
-    perform(&state, &req, &raw, execution, operation_reply()).await
+    operate(access, req, body, UseBody::into_command, &state).await
 }
 
 #[utoipa::path(
@@ -97,8 +90,7 @@ pub async fn waste(
     body: JsonBody<WasteBody>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let JsonBody { value, raw } = body;
-    operate(access, req, &raw, Command::Waste { amount: value.amount, reason: Some(value.reason) }, &state).await
+    operate(access, req, body, WasteBody::into_command, &state).await
 }
 
 #[utoipa::path(
@@ -118,8 +110,7 @@ pub async fn expire(
     body: JsonBody<ExpireBody>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let JsonBody { value, raw } = body;
-    operate(access, req, &raw, Command::Expire { reason: value.reason }, &state).await
+    operate(access, req, body, ExpireBody::into_command, &state).await
 }
 
 #[utoipa::path(
@@ -139,9 +130,7 @@ pub async fn reverse(
     body: JsonBody<ReverseBody>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let JsonBody { value, raw } = body;
-    let command = Command::Reverse { event_id: value.event_id, amount: value.amount, reason: value.reason };
-    operate(access, req, &raw, command, &state).await
+    operate(access, req, body, ReverseBody::into_command, &state).await
 }
 
 #[utoipa::path(
@@ -162,34 +151,8 @@ pub async fn consume(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let JsonBody { value, raw } = body;
-    let unit_code = match (value.credit_type, value.currency, value.measurement_unit) {
-        (CreditType::Monetary, Some(code), None) | (CreditType::Quantity, None, Some(code)) => code,
-        (CreditType::Monetary, ..) => {
-            return Err(ApiError::bad_field(
-                "currency",
-                "required",
-                "a monetary consume names its currency (and no measurementUnit)",
-            ))
-        }
-        (CreditType::Quantity, ..) => {
-            return Err(ApiError::bad_field(
-                "measurementUnit",
-                "required",
-                "a quantity consume names its measurementUnit (and no currency)",
-            ))
-        }
-    };
-    let requested = value.amount;
-    let request = ConsumeRequest {
-        wellness_plan_membership_id: value.wellness_plan_membership_id,
-        amount: value.amount,
-        credit_type: value.credit_type,
-        unit_code,
-        credit_category_code: value.credit_category,
-        wellness_plan_benefit_id: value.wellness_plan_benefit_id,
-        reference: Some(value.reference),
-        allow_partial: value.allow_partial.unwrap_or(false),
-    };
+    let request = value.into_request()?;
+    let requested = request.amount;
     let ids =
         commands::consume_candidates(state.store.as_ref(), access.site_id, request.wellness_plan_membership_id).await?;
     let execution =

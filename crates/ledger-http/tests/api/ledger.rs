@@ -66,7 +66,7 @@ async fn use_waste_expire_reverse_and_their_refusals(backend: Backend) {
         op(&app, &id, "use", json!({ "amount": 1, "reference": "v", "occurredAt": "2099-01-01" })).await,
         400,
         "occurredAt",
-        "in-the-future",
+        "occurred-at-in-future",
     )
     .await;
     assert_problem(
@@ -188,8 +188,13 @@ async fn consume_pays_soonest_ending_first_and_refuses_whole(backend: Backend) {
 
     let too_much = consume(&app, &consume_body(member, 7), None).await;
     assert_problem(too_much, 422, "amount", "insufficient-balance").await;
+    // The unit as the credit writes it (a coding) is the same as its bare code.
     let mut partial = consume_body(member, 7);
     partial["allowPartial"] = json!(true);
+    partial["measurementUnit"] = json!({ "code": "visit" });
+    let mut no_code = partial.clone();
+    no_code["measurementUnit"] = json!({ "display": "Visit" });
+    assert_problem(consume(&app, &no_code, None).await, 400, "measurementUnit.code", "required").await;
     let partial: Value = consume(&app, &partial, None).await.json().await.unwrap();
     assert_eq!(partial["allocatedAmount"], 6);
     for id in [&soon, &later, &no_end] {
@@ -199,6 +204,9 @@ async fn consume_pays_soonest_ending_first_and_refuses_whole(backend: Backend) {
     let mut money = consume_body(member, 1);
     money["creditType"] = json!("monetary");
     assert_problem(consume(&app, &money, None).await, 400, "currency", "required").await;
+    money["measurementUnit"] = Value::Null;
+    money["currency"] = json!({ "code": "USD", "display": "US dollar" });
+    assert_problem(consume(&app, &money, None).await, 422, "amount", "insufficient-balance").await;
 }
 
 async fn fifty_concurrent_consumes_never_overspend(backend: Backend) {
