@@ -24,6 +24,8 @@ pub fn token_for(sites: &[&str], scope: &str, exp_offset_s: i64) -> String {
     let claims = Claims {
         sub: "tester".into(),
         exp: Utc::now().timestamp() + exp_offset_s,
+        iat: Some(Utc::now().timestamp()),
+        nbf: None,
         sites: sites.iter().map(|s| s.to_string()).collect(),
         scope: scope.into(),
     };
