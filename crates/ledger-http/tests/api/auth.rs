@@ -354,3 +354,16 @@ fn base64url(bytes: &[u8]) -> String {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_public_key_pem_still_verifies() {
+    for (key, algorithm) in [("rsa-a", Algorithm::RS256), ("ec-c", Algorithm::ES256)] {
+        let pem = std::fs::read(fixture(&format!("{key}.pub.pem"))).unwrap();
+        let app = TestApp::start_with(Backend::Sqlite, Authenticator::public_key(algorithm, &pem).unwrap()).await;
+        let site = app.site.to_string();
+        assert_eq!(status_of(&app, &signed(key, "any", &site)).await.0, 200, "{key}");
+        let other = if key == "rsa-a" { "rsa-b" } else { "rsa-a" };
+        assert_eq!(status_of(&app, &signed(other, "any", &site)).await.0, 401, "{key}: signed by another key");
+        assert_eq!(status_of(&app, &app.token).await.0, 401, "{key}: an HS256 token");
+    }
+}
