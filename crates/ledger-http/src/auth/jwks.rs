@@ -152,11 +152,11 @@ impl Jwks {
                 match self.lookup(Some(kid)) {
                     Some(key) => key,
                     None if last_read.elapsed() < self.settings.refetch_min_interval => {
-                        return Err(format!("no key has kid {kid:?}"))
+                        return Err(format!("no key has kid {:?}", shown(kid)))
                     }
                     None => {
                         self.reload(&mut last_read).await;
-                        self.lookup(Some(kid)).ok_or_else(|| format!("no key has kid {kid:?}"))?
+                        self.lookup(Some(kid)).ok_or_else(|| format!("no key has kid {:?}", shown(kid)))?
                     }
                 }
             }
@@ -191,6 +191,14 @@ impl Jwks {
         };
         anyhow::ensure!(body.len() <= JWKS_BODY_MAX_BYTES, "the JWKS document exceeds {JWKS_BODY_MAX_BYTES} bytes");
         parse(&body)
+    }
+}
+
+/// A caller's `kid` as echoed in a problem: at most 64 characters.
+fn shown(kid: &str) -> String {
+    match kid.char_indices().nth(64) {
+        Some((end, _)) => format!("{}…", &kid[..end]),
+        None => kid.to_string(),
     }
 }
 
@@ -288,6 +296,12 @@ fn algorithm_of(jwk: &Jwk) -> Option<Algorithm> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_kids_are_shortened_in_problems() {
+        assert_eq!(shown("a"), "a");
+        assert_eq!(shown(&"k".repeat(1000)).chars().count(), 65);
+    }
 
     #[test]
     fn sources_are_urls_or_files() {
