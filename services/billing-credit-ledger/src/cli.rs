@@ -94,6 +94,23 @@ pub struct Common {
     /// Algorithm of JWT_PUBLIC_KEY_FILE (RS256 or ES256; JWT_SECRET always means HS256).
     #[arg(long, env = "JWT_ALGORITHM", value_enum, ignore_case = true, default_value_t = JwtAlgorithm::Rs256, global = true)]
     pub jwt_algorithm: JwtAlgorithm,
+    /// JWKS document of an identity provider, an http(s) URL or a file path: keys chosen by
+    /// the token's `kid`, read again on an interval and on an unknown `kid` (instead of
+    /// JWT_SECRET and JWT_PUBLIC_KEY_FILE).
+    #[arg(long, env = "JWKS_URL", global = true)]
+    pub jwks_url: Option<String>,
+    /// How often the JWKS document is read again; 0: only on an unknown `kid`.
+    #[arg(long, env = "JWKS_REFRESH_INTERVAL_S", default_value_t = ledger_http::auth::JWKS_REFRESH_INTERVAL_S, global = true)]
+    pub jwks_refresh_interval_s: u64,
+    /// Tokens with an unknown `kid` read the JWKS again at most once per this many seconds.
+    #[arg(long, env = "JWKS_REFETCH_MIN_INTERVAL_S", default_value_t = ledger_http::auth::JWKS_REFETCH_MIN_INTERVAL_S, global = true)]
+    pub jwks_refetch_min_interval_s: u64,
+    /// Accepted `aud` values, comma-separated; a token must name one. Unset: `aud` is not checked.
+    #[arg(long, env = "JWT_AUDIENCE", value_delimiter = ',', global = true)]
+    pub jwt_audience: Vec<String>,
+    /// Accepted `iss` values, comma-separated; a token must carry one. Unset: `iss` is not checked.
+    #[arg(long, env = "JWT_ISSUER", value_delimiter = ',', global = true)]
+    pub jwt_issuer: Vec<String>,
     /// Log lines as text or JSON (filter with RUST_LOG, default info).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,

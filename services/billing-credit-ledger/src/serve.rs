@@ -39,7 +39,8 @@ pub async fn open_store(common: &Common) -> anyhow::Result<Arc<dyn EventStore>> 
 
 pub async fn run(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
     let store = open_store(common).await?;
-    let (auth, key_source) = keys::resolve(common)?;
+    let key_source = keys::source(common)?;
+    let auth = keys::authenticator(common, &key_source).await?;
     let listener = TcpListener::bind(&args.listen_addr).with_context(|| format!("binding {}", args.listen_addr))?;
     let port = listener.local_addr()?.port();
     let settings =

@@ -100,3 +100,62 @@ async fn sigterm_finishes_accepted_requests_and_writes_nothing_half() {
     assert_eq!(credits, created as i64, "every 201 is stored, nothing else");
     assert_eq!(events, created as i64, "one event per accepted create, none half-written");
 }
+
+fn auth_fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crates/ledger-http/tests/fixtures").join(name)
+}
+
+/// An RS256 token from the test identity provider's key A (kid `a`).
+fn idp_token(claims: Value) -> String {
+    let pem = std::fs::read(auth_fixture("rsa-a.key.pem")).unwrap();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("a".into());
+    jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn the_binary_verifies_tokens_with_a_jwks_file_audience_and_issuer() {
+    let dir = std::env::temp_dir().join(format!("ledger-blackbox-jwks-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jwk: Value = serde_json::from_slice(&std::fs::read(auth_fixture("rsa-a.jwk.json")).unwrap()).unwrap();
+    let jwks_path = dir.join("jwks.json");
+    std::fs::write(&jwks_path, json!({ "keys": [jwk] }).to_string()).unwrap();
+    let database_url = format!("sqlite://{}", dir.join("ledger.db").display());
+    let jwks_url = jwks_path.display().to_string();
+
+    // One way to verify tokens at a time; a JWKS cannot mint tokens.
+    let both = Command::new(BIN)
+        .args(["token", "--site", "*"])
+        .env("JWKS_URL", &jwks_url)
+        .env("JWT_SECRET", SECRET)
+        .env("DATA_DIR", &dir)
+        .output()
+        .unwrap();
+    assert!(!both.status.success());
+    assert!(String::from_utf8_lossy(&both.stderr).contains("JWKS_URL"), "{}", String::from_utf8_lossy(&both.stderr));
+
+    let service = start_without(
+        &database_url,
+        &[
+            ("JWKS_URL", &jwks_url),
+            ("JWT_AUDIENCE", "billing-credit-ledger"),
+            ("JWT_ISSUER", "https://idp.test,https://idp2.test"),
+            ("DATA_DIR", &dir.display().to_string()),
+        ],
+        &["JWT_SECRET"],
+    )
+    .await;
+    let now = chrono::Utc::now().timestamp();
+    let claims = |aud: &str, iss: &str| {
+        json!({ "sub": "engine", "exp": now + 600, "iat": now, "aud": aud, "iss": iss,
+                "sites": [SITE], "scope": "billing-credit:read" })
+    };
+    let client = reqwest::Client::new();
+    let get =
+        |token: String| client.get(service.credits_url()).header("authorization", format!("bearer {token}")).send();
+    assert_eq!(get(idp_token(claims("billing-credit-ledger", "https://idp2.test"))).await.unwrap().status(), 200);
+    assert_eq!(get(idp_token(claims("other-service", "https://idp.test"))).await.unwrap().status(), 401);
+    assert_eq!(get(idp_token(claims("billing-credit-ledger", "https://evil.test"))).await.unwrap().status(), 401);
+    drop(service);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -24,6 +24,8 @@ pub fn token_for(sites: &[&str], scope: &str, exp_offset_s: i64) -> String {
     let claims = Claims {
         sub: "tester".into(),
         exp: Utc::now().timestamp() + exp_offset_s,
+        iat: Some(Utc::now().timestamp()),
+        nbf: None,
         sites: sites.iter().map(|s| s.to_string()).collect(),
         scope: scope.into(),
     };
@@ -32,9 +34,14 @@ pub fn token_for(sites: &[&str], scope: &str, exp_offset_s: i64) -> String {
 
 impl TestApp {
     pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, Authenticator::hs256(SECRET)).await
+    }
+
+    /// The app verifying tokens with `auth`; `token` is then signed with [`SECRET`].
+    pub async fn start_with(backend: Backend, auth: Authenticator) -> Self {
         let db = TestDatabase::new(backend).await;
         let store = db.store().await;
-        let base = ledger_http::spawn(AppState { store, auth: Authenticator::hs256(SECRET) }).unwrap();
+        let base = ledger_http::spawn(AppState { store, auth }).unwrap();
         let site = Uuid::new_v4();
         let token = token_for(&[&site.to_string()], ALL_SCOPES, 3600);
         Self { base, site, token, client: reqwest::Client::new(), db }

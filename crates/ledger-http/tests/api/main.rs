@@ -1,5 +1,6 @@
 //! The REST API through the real app, on both backends.
 
+mod auth;
 mod credits;
 mod errors;
 mod helpers;

@@ -34,6 +34,11 @@ pub fn free_port() -> u16 {
 
 /// Starts `serve` and waits until /readyz answers 200.
 pub async fn start(database_url: &str, extra_env: &[(&str, &str)]) -> Service {
+    start_without(database_url, extra_env, &[]).await
+}
+
+/// [`start`], without the variables named in `remove_env` (such as `JWT_SECRET`).
+pub async fn start_without(database_url: &str, extra_env: &[(&str, &str)], remove_env: &[&str]) -> Service {
     let port = free_port();
     let mut command = Command::new(BIN);
     command
@@ -48,6 +53,9 @@ pub async fn start(database_url: &str, extra_env: &[(&str, &str)]) -> Service {
         .stderr(Stdio::inherit());
     for (key, value) in extra_env {
         command.env(key, value);
+    }
+    for key in remove_env {
+        command.env_remove(key);
     }
     let service =
         Service { child: command.spawn().expect("start the binary"), base: format!("http://127.0.0.1:{port}") };
