@@ -107,13 +107,16 @@ pub fn allocate(
     Ok(allocations)
 }
 
+/// Events to append to one credit.
+pub type CreditEvents = (Uuid, Vec<Event>);
+
 /// The events of a consume: one CreditUsed per paying credit, each judged by `decide`
 /// like any other use, so every rule of a use holds.
 pub fn decide_consume(
     credits: &[Credit],
     request: &ConsumeRequest,
     now: DateTime<Utc>,
-) -> Result<(Vec<Allocation>, Vec<(Uuid, Vec<Event>)>), DomainError> {
+) -> Result<(Vec<Allocation>, Vec<CreditEvents>), DomainError> {
     let allocations = allocate(credits, request, now)?;
     let mut decided = Vec::with_capacity(allocations.len());
     for allocation in &allocations {

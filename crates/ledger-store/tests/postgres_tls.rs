@@ -115,7 +115,7 @@ async fn postgres_over_tls() {
     conn.close().await.unwrap();
 
     // The store itself (pool, migrations) over verify-full.
-    let store = ledger_store::connect(&verified, 2).await.expect("the store connects and migrates over TLS");
+    let store = ledger_store::sql::connect(&verified, 2).await.expect("the store connects and migrates over TLS");
     drop(store);
 
     // A CA that did not sign the server's certificate, or none (not in the OS store): refused.

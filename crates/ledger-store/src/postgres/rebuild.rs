@@ -272,7 +272,7 @@ impl Rebuild {
             }
             folds.entry(key).or_default().apply(event, position, hash_of(&row)?)?;
             events += 1;
-            if events % PROGRESS_EVERY_EVENTS == 0 {
+            if events.is_multiple_of(PROGRESS_EVERY_EVENTS) {
                 progress(events_before + events);
             }
         }
