@@ -1,5 +1,6 @@
 //! The auditors' commands: replay, verify, export. Progress goes to stderr, results to stdout.
 
+use anyhow::Context;
 use std::io::Write;
 use std::time::Duration;
 
@@ -9,7 +10,6 @@ use ledger_store::{audit, FeedCursor, READ_LIMIT_MAX};
 use uuid::Uuid;
 
 use crate::cli::{Common, ExportArgs, ReplayArgs};
-use crate::serve::open_store;
 
 fn spinner(what: &str) -> ProgressBar {
     let bar = ProgressBar::new_spinner();
@@ -19,8 +19,17 @@ fn spinner(what: &str) -> ProgressBar {
     bar
 }
 
+/// The auditors' tools work on a ledger that exists: opening it never creates a file or
+/// database and never migrates, so they run under a role that may only read, and a
+/// mistyped path fails instead of auditing an empty database.
+async fn open_existing(common: &Common) -> anyhow::Result<std::sync::Arc<dyn ledger_store::EventStore>> {
+    ledger_store::sql::open(&common.database_url, common.db_max_connections, ledger_store::sql::Access::Existing)
+        .await
+        .with_context(|| format!("opening the ledger at {}", crate::serve::redact(&common.database_url)))
+}
+
 pub async fn replay(common: &Common, args: &ReplayArgs) -> anyhow::Result<()> {
-    let store = open_store(common).await?;
+    let store = open_existing(common).await?;
     let bar = spinner("replay");
     let limits = ledger_store::ReplayLimits { credits_in_memory_max: usize::try_from(args.credits_in_memory_max)? };
     let report =
@@ -39,7 +48,7 @@ pub async fn replay(common: &Common, args: &ReplayArgs) -> anyhow::Result<()> {
 }
 
 pub async fn verify(common: &Common, site: Option<Uuid>) -> anyhow::Result<()> {
-    let store = open_store(common).await?;
+    let store = open_existing(common).await?;
     let bar = spinner("verify");
     let report = audit::verify(store.as_ref(), site, &|n| bar.set_message(format!("verify: {n} events"))).await?;
     bar.finish_and_clear();
@@ -67,7 +76,7 @@ struct ExportLine {
 }
 
 pub async fn export(common: &Common, args: &ExportArgs) -> anyhow::Result<()> {
-    let store = open_store(common).await?;
+    let store = open_existing(common).await?;
     let bar = spinner("export");
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

@@ -75,7 +75,7 @@ pub async fn fold_stream(store: &Arc<dyn EventStore>, site: Uuid, id: Uuid) -> O
 /// nothing more comes. The Postgres feed holds events back while any older transaction
 /// in the cluster is still open (other tests run in parallel), so this polls.
 pub async fn drain_feed(store: &Arc<dyn EventStore>, site: Option<Uuid>, expected: usize) -> Vec<RecordedEvent> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     let mut seen = Vec::new();
     let mut cursor = FeedCursor::START;
     while seen.len() < expected {
