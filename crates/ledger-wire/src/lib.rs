@@ -9,6 +9,7 @@ pub mod command;
 mod credit;
 mod decode;
 pub mod json;
+pub mod limits;
 
 pub use command::{
     check_occurred_at, decode_body, AdjustBody, Body, CodeOrCoding, ConsumeBody, ExpireBody, Operation, ReasonBody,
