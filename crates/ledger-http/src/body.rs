@@ -10,6 +10,7 @@ use futures::StreamExt;
 use ledger_wire::Body;
 
 use crate::problem::ApiError;
+use crate::startup::BodyReadTimeout;
 
 /// The largest request body accepted.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
@@ -35,23 +36,31 @@ impl<T: Body + 'static> FromRequest for JsonBody<T> {
             })
             .unwrap_or(false);
         let mut payload = payload.take();
+        let read_timeout = req.app_data::<BodyReadTimeout>().copied().unwrap_or_default().0;
         Box::pin(async move {
             if !is_json {
                 return Err(ApiError::UnsupportedMediaType);
             }
-            let mut raw = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| ApiError::bad_field("body", "unreadable", e.to_string()))?;
-                if raw.len() + chunk.len() > BODY_LIMIT_BYTES {
-                    return Err(ApiError::PayloadTooLarge { limit_bytes: BODY_LIMIT_BYTES });
-                }
-                raw.extend_from_slice(&chunk);
-            }
-            let raw = raw.freeze();
+            let raw = tokio::time::timeout(read_timeout, read_all(&mut payload))
+                .await
+                .map_err(|_| ApiError::RequestTimeout { timeout_ms: read_timeout.as_millis() as u64 })??;
             let value = parse(&raw)?;
             Ok(JsonBody { value, raw })
         })
     }
+}
+
+/// The body, at most [`BODY_LIMIT_BYTES`] of it.
+async fn read_all(payload: &mut Payload) -> Result<web::Bytes, ApiError> {
+    let mut raw = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_field("body", "unreadable", e.to_string()))?;
+        if raw.len() + chunk.len() > BODY_LIMIT_BYTES {
+            return Err(ApiError::PayloadTooLarge { limit_bytes: BODY_LIMIT_BYTES });
+        }
+        raw.extend_from_slice(&chunk);
+    }
+    Ok(raw.freeze())
 }
 
 /// Decodes a body of the command vocabulary by its rules (the occurredAt rule included),

@@ -11,4 +11,4 @@ pub mod startup;
 pub mod telemetry;
 pub mod wire;
 
-pub use startup::{serve, spawn, AppState, ServerSettings};
+pub use startup::{serve, spawn, spawn_with, AppState, ServerSettings};

@@ -1,6 +1,9 @@
 //! The OpenAPI 3.1 document, generated from the handlers and DTOs.
 
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ObjectBuilder, RefOr, Required, Type};
 use utoipa::{Modify, OpenApi};
 
 use crate::dto::*;
@@ -16,7 +19,7 @@ use crate::routes::{credits, ledger};
           ledger::use_credit, ledger::waste, ledger::expire, ledger::reverse, ledger::consume, ledger::history, ledger::site_feed),
     components(schemas(BillingCredit, BillingCreditBody, BillingCreditPatchBody, BillingCreditList, PageMeta, CodingDto, Problem, FieldError,
         UseBody, WasteBody, ExpireBody, ReverseBody, ConsumeBody, CodeOrCoding, LedgerEvent, OperationResult, AllocationDto, ConsumeResult, EventPage, FeedSlice)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &IdempotencyKeys),
     tags((name = "Billing Credit", description = "Wellness-plan billing credits (the seed API)"),
          (name = "Ledger", description = "Spending, writing off, expiring and reversing credits"),
          (name = "Audit", description = "The history behind every balance"))
@@ -32,5 +35,49 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
         );
+    }
+}
+
+/// Declares `Idempotency-Key` on every write (POST, PUT, PATCH, DELETE) and the
+/// `Idempotent-Replayed` header on its answers, in one place: `perform` honours the key on
+/// every write, so no route can forget to say so.
+struct IdempotencyKeys;
+
+impl Modify for IdempotencyKeys {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [&mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten() {
+                declare_idempotency(operation);
+            }
+        }
+    }
+}
+
+fn declare_idempotency(operation: &mut Operation) {
+    let string = || ObjectBuilder::new().schema_type(Type::String);
+    let parameters = operation.parameters.get_or_insert_with(Vec::new);
+    parameters.retain(|p| !p.name.eq_ignore_ascii_case("Idempotency-Key"));
+    parameters.push(
+        ParameterBuilder::new()
+            .name("Idempotency-Key")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(format!(
+                "1 to {} visible ASCII characters, unique per request. A retry with the same key and the same \
+                 body (compared as canonical JSON) gets the first outcome again, refusals included, with \
+                 `Idempotent-Replayed: true`; the same key with a different body is a 409.",
+                crate::routes::write::IDEMPOTENCY_KEY_MAX_LEN
+            )))
+            .schema(Some(string().min_length(Some(1)).max_length(Some(crate::routes::write::IDEMPOTENCY_KEY_MAX_LEN))))
+            .build(),
+    );
+    let replayed = HeaderBuilder::new()
+        .schema(string().enum_values(Some(["true"])))
+        .description(Some("Present when this is the kept outcome of an earlier request with the same Idempotency-Key"))
+        .build();
+    for response in operation.responses.responses.values_mut() {
+        if let RefOr::T(response) = response {
+            response.headers.insert("Idempotent-Replayed".into(), replayed.clone());
+        }
     }
 }

@@ -54,6 +54,9 @@ pub enum ApiError {
     PayloadTooLarge { limit_bytes: usize },
     #[error("the request body must be application/json")]
     UnsupportedMediaType,
+    /// The client stopped sending its body; the connection is closed after this answer.
+    #[error("the request body did not arrive within {timeout_ms} ms")]
+    RequestTimeout { timeout_ms: u64 },
     /// Well-formed input that breaks a business rule.
     #[error("{}", .0.message)]
     Unprocessable(Refusal),
@@ -96,6 +99,7 @@ impl ApiError {
             ApiError::PreconditionFailed { .. } => "Precondition failed",
             ApiError::PayloadTooLarge { .. } => "Payload too large",
             ApiError::UnsupportedMediaType => "Unsupported media type",
+            ApiError::RequestTimeout { .. } => "Request timeout",
             ApiError::Unprocessable(_) => "Business rule violated",
             ApiError::Unavailable => "Service unavailable",
             ApiError::Internal(_) => "Internal server error",
@@ -152,6 +156,7 @@ impl ResponseError for ApiError {
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -168,6 +173,10 @@ impl ResponseError for ApiError {
             }
             ApiError::Unavailable => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_S.to_string()));
+            }
+            ApiError::RequestTimeout { .. } => {
+                // The rest of a stalled body may still come; the connection cannot be reused.
+                response.insert_header((header::CONNECTION, "close"));
             }
             _ => {}
         }
@@ -265,6 +274,12 @@ pub enum WriteProblems {
         content_type = "application/problem+json"
     )]
     PreconditionFailed(Problem),
+    #[response(
+        status = 408,
+        description = "The body did not arrive within the body read timeout",
+        content_type = "application/problem+json"
+    )]
+    RequestTimeout(Problem),
     #[response(status = 413, description = "Body over the size limit", content_type = "application/problem+json")]
     PayloadTooLarge(Problem),
     #[response(status = 415, description = "Body is not application/json", content_type = "application/problem+json")]

@@ -125,8 +125,16 @@ pub struct ServeArgs {
     #[arg(long, env = "HTTP_WORKERS", default_value_t = 0, global = true)]
     pub http_workers: usize,
     /// On SIGTERM/SIGINT, in-flight requests get this long to finish.
-    #[arg(long, env = "SHUTDOWN_DEADLINE_S", default_value_t = 30, global = true)]
+    #[arg(long, env = "SHUTDOWN_DEADLINE_S", default_value_t = ledger_http::startup::SHUTDOWN_DEADLINE_S, global = true)]
     pub shutdown_deadline_s: u64,
+    /// A client must send its request line and headers within this many milliseconds of
+    /// connecting (or of its previous request), or gets a 408.
+    #[arg(long, env = "REQUEST_HEAD_TIMEOUT_MS", default_value_t = ledger_http::startup::REQUEST_HEAD_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub request_head_timeout_ms: u64,
+    /// A client must send the whole request body within this many milliseconds of its
+    /// headers, or gets a 408.
+    #[arg(long, env = "BODY_READ_TIMEOUT_MS", default_value_t = ledger_http::startup::BODY_READ_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub body_read_timeout_ms: u64,
     /// NATS URL for the JetStream command intake and event publication; unset: REST only.
     #[arg(long, env = "NATS_URL", global = true)]
     pub nats_url: Option<String>,

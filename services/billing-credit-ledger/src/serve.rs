@@ -43,8 +43,12 @@ pub async fn run(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
     let auth = keys::authenticator(common, &key_source).await?;
     let listener = TcpListener::bind(&args.listen_addr).with_context(|| format!("binding {}", args.listen_addr))?;
     let port = listener.local_addr()?.port();
-    let settings =
-        ServerSettings { workers: args.http_workers, shutdown_deadline: Duration::from_secs(args.shutdown_deadline_s) };
+    let settings = ServerSettings {
+        workers: args.http_workers,
+        shutdown_deadline: Duration::from_secs(args.shutdown_deadline_s),
+        request_head_timeout: Duration::from_millis(args.request_head_timeout_ms),
+        body_read_timeout: Duration::from_millis(args.body_read_timeout_ms),
+    };
     let nats = match &args.nats_url {
         Some(url) => {
             let mut nats_settings = ledger_nats::NatsSettings::new(url.as_str());

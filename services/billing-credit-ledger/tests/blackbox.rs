@@ -159,3 +159,16 @@ async fn the_binary_verifies_tokens_with_a_jwks_file_audience_and_issuer() {
     drop(service);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_log_that_is_not_a_terminal_carries_no_colour_codes() {
+    let db = TestDatabase::postgres().await;
+    let log_path = std::env::temp_dir().join(format!("ledger-log-{}.txt", uuid::Uuid::new_v4()));
+    let log = std::fs::File::create(&log_path).unwrap();
+    let service = start_logging_to(&db.url, &[("RUST_LOG", "info")], &[], log.into()).await;
+    drop(service);
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    std::fs::remove_file(&log_path).unwrap();
+    assert!(text.contains("serving the billing-credit API"), "the log was written: {text}");
+    assert!(!text.contains('\u{1b}'), "no ANSI escape codes in a file: {text:?}");
+}

@@ -55,7 +55,6 @@ async fn operate<B: Body>(
     post, path = "/site/{siteId}/ahds/v1/billing-credit/{billingCreditId}/use", tag = "Ledger",
     summary = "Spend part of a credit",
     params(("siteId" = Uuid, Path), ("billingCreditId" = Uuid, Path),
-           ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key and body get the first response"),
            ("If-Match" = Option<String>, Header)),
     request_body = UseBody,
     responses(
@@ -76,7 +75,7 @@ pub async fn use_credit(
 #[utoipa::path(
     post, path = "/site/{siteId}/ahds/v1/billing-credit/{billingCreditId}/waste", tag = "Ledger",
     summary = "Write part of a credit off",
-    params(("siteId" = Uuid, Path), ("billingCreditId" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header), ("If-Match" = Option<String>, Header)),
+    params(("siteId" = Uuid, Path), ("billingCreditId" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     request_body = WasteBody,
     responses(
         (status = 200, body = OperationResult),
@@ -96,7 +95,7 @@ pub async fn waste(
 #[utoipa::path(
     post, path = "/site/{siteId}/ahds/v1/billing-credit/{billingCreditId}/expire", tag = "Ledger",
     summary = "Write off all that remains (once; a second time is 409)",
-    params(("siteId" = Uuid, Path), ("billingCreditId" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header), ("If-Match" = Option<String>, Header)),
+    params(("siteId" = Uuid, Path), ("billingCreditId" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     request_body = ExpireBody,
     responses(
         (status = 200, body = OperationResult),
@@ -116,7 +115,7 @@ pub async fn expire(
 #[utoipa::path(
     post, path = "/site/{siteId}/ahds/v1/billing-credit/{billingCreditId}/reverse", tag = "Ledger",
     summary = "Undo a use or a waste, in full or in part",
-    params(("siteId" = Uuid, Path), ("billingCreditId" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header), ("If-Match" = Option<String>, Header)),
+    params(("siteId" = Uuid, Path), ("billingCreditId" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     request_body = ReverseBody,
     responses(
         (status = 200, body = OperationResult),
@@ -136,7 +135,7 @@ pub async fn reverse(
 #[utoipa::path(
     post, path = "/site/{siteId}/ahds/v1/billing-credit/consume", tag = "Ledger",
     summary = "Spend across a member's credits, soonest-ending first, in one atomic append",
-    params(("siteId" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("siteId" = Uuid, Path)),
     request_body = ConsumeBody,
     responses(
         (status = 200, body = ConsumeResult),

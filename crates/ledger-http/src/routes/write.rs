@@ -2,8 +2,9 @@
 //! `Idempotency-Key` the store keeps the first outcome (in the same transaction as the
 //! events) and hands it back for the retries of the same request, rendered alike.
 
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use ledger_store::{Committed, Execution, IdempotencyKey, StoreError};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -13,6 +14,9 @@ use crate::startup::AppState;
 
 /// The longest Idempotency-Key accepted.
 pub const IDEMPOTENCY_KEY_MAX_LEN: usize = 255;
+
+/// Set on the answer to a retry that was given the kept outcome of its Idempotency-Key.
+pub const REPLAYED_HEADER: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x6964_656d_706f_7465_6e63_792d_6b65_7901);
 
@@ -108,11 +112,17 @@ pub async fn perform(
             },
             other => other.into(),
         })?;
-    match keyed.outcome {
+    let mut response: HttpResponse = match keyed.outcome {
         Ok(committed) => {
             count_appended(&committed);
-            Ok(render(&committed).into())
+            render(&committed).into()
         }
-        Err(refused) => Err(refused.into()),
+        Err(refused) => ApiError::from(refused).error_response(),
+    };
+    if keyed.replayed {
+        // As Stripe and the IETF idempotency-key draft do: the client can tell a kept
+        // answer from a fresh one, refusals included.
+        response.headers_mut().insert(REPLAYED_HEADER.clone(), HeaderValue::from_static("true"));
     }
+    Ok(response)
 }

@@ -260,9 +260,11 @@ async fn idempotency_key_replays_the_first_response(backend: Backend) {
     let body = consume_body(member, 5);
     let first = consume(&app, &body, Some("consume-1")).await;
     assert_eq!(first.status(), 200);
+    assert!(!first.headers().contains_key("idempotent-replayed"), "a first answer is not a replay");
     let first: Value = first.json().await.unwrap();
     let again = consume(&app, &body, Some("consume-1")).await;
     assert_eq!(again.status(), 200);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
     assert_eq!(again.json::<Value>().await.unwrap(), first, "same status and body");
     let other_body = consume_body(member, 1);
     assert_problem(consume(&app, &other_body, Some("consume-1")).await, 409, "", "").await;
@@ -296,6 +298,7 @@ async fn idempotency_key_replays_the_first_response(backend: Backend) {
         .unwrap();
     assert_eq!(retried.status(), 422);
     assert_eq!(retried.headers()["content-type"], "application/problem+json");
+    assert_eq!(retried.headers()["idempotent-replayed"], "true", "a kept refusal says so too");
 
     // Keys are per site: the same key on another site is another request.
     let other_site = Uuid::new_v4();

@@ -39,6 +39,16 @@ pub async fn start(database_url: &str, extra_env: &[(&str, &str)]) -> Service {
 
 /// [`start`], without the variables named in `remove_env` (such as `JWT_SECRET`).
 pub async fn start_without(database_url: &str, extra_env: &[(&str, &str)], remove_env: &[&str]) -> Service {
+    start_logging_to(database_url, extra_env, remove_env, Stdio::inherit()).await
+}
+
+/// [`start_without`], its log (stderr) written to `log`.
+pub async fn start_logging_to(
+    database_url: &str,
+    extra_env: &[(&str, &str)],
+    remove_env: &[&str],
+    log: Stdio,
+) -> Service {
     let port = free_port();
     let mut command = Command::new(BIN);
     command
@@ -50,7 +60,7 @@ pub async fn start_without(database_url: &str, extra_env: &[(&str, &str)], remov
         .env("EXPIRY_SWEEP_INTERVAL_S", "0")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+        .stderr(log);
     for (key, value) in extra_env {
         command.env(key, value);
     }
