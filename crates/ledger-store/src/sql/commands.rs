@@ -112,7 +112,7 @@ impl<D: Dialect> SqlStore<D> {
     /// (replay runs beside live writers and must not undo their work).
     pub(super) async fn upsert_projections(
         conn: &mut Conn<D>,
-        credits: &[PreparedCredit],
+        credits: &[&PreparedCredit],
         only_forward: bool,
     ) -> Result<(), StoreError> {
         for chunk in credits.chunks(rows_per_statement::<D>(PROJECTION_COLUMN_COUNT)) {
@@ -162,7 +162,7 @@ impl<D: Dialect> SqlStore<D> {
             return Ok(vec![]);
         }
         let recorded = Self::insert_events(conn, events).await?;
-        let rows: Vec<PreparedCredit> = changed.iter().map(|(_, after)| (*after).clone()).collect();
+        let rows: Vec<&PreparedCredit> = changed.iter().map(|(_, after)| *after).collect();
         Self::upsert_projections(conn, &rows, false).await.map_err(WriteError::Other)?;
         let counted: Vec<(Option<&Credit>, &Credit)> =
             changed.iter().map(|(before, after)| (*before, &after.credit)).collect();

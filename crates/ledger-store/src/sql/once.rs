@@ -83,9 +83,9 @@ impl<D: Dialect> SqlStore<D> {
             // Applied before under this command id, its key since forgotten: nothing to write.
             return Ok(Keyed { outcome, replayed: true });
         }
-        let kept = match Kept::of(&outcome, command_id) {
-            Some(kept) => kept,
-            None => return outcome.map(|_| unreachable!("every commit is kept")),
+        let Some(kept) = Kept::of(&outcome, command_id) else {
+            // A fault is no outcome: nothing is kept, and a retry of the key runs the command again.
+            return outcome.map(|committed| Keyed { outcome: Ok(committed), replayed: false });
         };
         let mut q = Sql::<D>::new("INSERT INTO idempotency_keys (site_id, key, request_hash, outcome, created_at)");
         q.values([()], |v, ()| {

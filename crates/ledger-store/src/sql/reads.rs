@@ -136,7 +136,7 @@ impl<D: Dialect> Audit for SqlStore<D> {
     async fn put_projections(&self, rows: Vec<(Credit, [u8; 32])>) -> Result<(), StoreError> {
         let rows: Vec<PreparedCredit> =
             rows.into_iter().map(|(credit, last_hash)| PreparedCredit { credit, last_hash }).collect();
-        Self::upsert_projections(&mut *self.write_conn().await?, &rows, true).await
+        Self::upsert_projections(&mut *self.write_conn().await?, &rows.iter().collect::<Vec<_>>(), true).await
     }
 
     async fn rebuild_projections(
