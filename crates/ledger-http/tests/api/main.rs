@@ -8,3 +8,4 @@ mod ledger;
 mod list;
 mod ops;
 mod seed;
+mod strict;
