@@ -165,7 +165,7 @@ pub struct UseBody {
     /// What the credit paid for: a visit, an invoice, a benefit redemption. At most 1000
     /// characters, no control characters.
     #[serde(deserialize_with = "text::line")]
-    #[schema(example = "visit-2025-0042")]
+    #[schema(max_length = 1000, example = "visit-2025-0042")]
     pub reference: String,
     /// When it happened (business time); defaults to now. Judged against the credit's
     /// startDate/endDate; never in the future.
@@ -174,6 +174,7 @@ pub struct UseBody {
     pub occurred_at: Option<DateTime<Utc>>,
     /// At most 1000 characters; of the control characters only tab and line breaks.
     #[serde(default, deserialize_with = "text::optional_prose")]
+    #[schema(max_length = 1000)]
     pub note: Option<String>,
 }
 
@@ -198,7 +199,7 @@ pub struct WasteBody {
     pub amount: Decimal,
     /// At most 1000 characters; of the control characters only tab and line breaks.
     #[serde(deserialize_with = "text::prose")]
-    #[schema(example = "missed appointment")]
+    #[schema(max_length = 1000, example = "missed appointment")]
     pub reason: String,
 }
 
@@ -216,6 +217,7 @@ impl WasteBody {
 pub struct ExpireBody {
     /// At most 1000 characters; of the control characters only tab and line breaks.
     #[serde(default, deserialize_with = "text::optional_prose")]
+    #[schema(max_length = 1000)]
     pub reason: Option<String>,
 }
 
@@ -246,6 +248,7 @@ pub struct ReverseBody {
     pub amount: Option<Decimal>,
     /// At most 1000 characters; of the control characters only tab and line breaks.
     #[serde(default, deserialize_with = "text::optional_prose")]
+    #[schema(max_length = 1000)]
     pub reason: Option<String>,
 }
 
@@ -266,6 +269,7 @@ pub struct AdjustBody {
     pub delta: Decimal,
     /// At most 1000 characters; of the control characters only tab and line breaks.
     #[serde(default, deserialize_with = "text::optional_prose")]
+    #[schema(max_length = 1000)]
     pub reason: Option<String>,
 }
 
@@ -304,7 +308,7 @@ pub struct ConsumeBody {
     pub wellness_plan_benefit_id: Option<Uuid>,
     /// At most 1000 characters, no control characters.
     #[serde(deserialize_with = "text::line")]
-    #[schema(example = "invoice-7781")]
+    #[schema(max_length = 1000, example = "invoice-7781")]
     pub reference: String,
     /// Spend what there is when it is not enough (default false: refuse and write nothing).
     pub allow_partial: Option<bool>,

@@ -32,13 +32,13 @@ use crate::{free_form, text};
 #[serde(deny_unknown_fields)]
 pub struct CodingDto {
     #[serde(default, deserialize_with = "text::optional_line")]
-    #[schema(example = "string")]
+    #[schema(max_length = 1000, example = "string")]
     pub code: Option<String>,
     #[serde(default, deserialize_with = "text::optional_line")]
-    #[schema(example = "string")]
+    #[schema(max_length = 1000, example = "string")]
     pub system: Option<String>,
     #[serde(default, deserialize_with = "text::optional_line")]
-    #[schema(example = "string")]
+    #[schema(max_length = 1000, example = "string")]
     pub display: Option<String>,
 }
 

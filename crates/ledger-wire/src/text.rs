@@ -87,4 +87,14 @@ mod tests {
         assert_eq!(refusal(&"é".repeat(TEXT_CHARS_MAX), Kind::Line), None);
         assert_eq!(refusal(&"é".repeat(TEXT_CHARS_MAX + 1), Kind::Prose).map(|r| r.0), Some("too-long"));
     }
+
+    #[test]
+    fn the_schemas_state_the_length_bound() {
+        use utoipa::PartialSchema;
+        let bound = format!("\"maxLength\":{TEXT_CHARS_MAX}");
+        for schema in [crate::UseBody::schema(), crate::CodingDto::schema(), crate::ReverseBody::schema()] {
+            let schema = serde_json::to_string(&schema).unwrap();
+            assert!(schema.contains(&bound), "{schema}");
+        }
+    }
 }
