@@ -46,7 +46,8 @@ pub fn query_pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, ApiError>
     let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
         .map(web::Query::into_inner)
         .map_err(|e| ApiError::bad_field("query", "malformed-query", e.to_string()))?;
-    for (i, (key, value)) in pairs.iter().enumerate() {
+    let mut seen = std::collections::HashSet::new();
+    for (key, value) in &pairs {
         if key.chars().any(char::is_control) {
             return Err(ApiError::bad_field(
                 "query",
@@ -61,7 +62,7 @@ pub fn query_pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, ApiError>
                 format!("{key} holds a control character"),
             ));
         }
-        if pairs[..i].iter().any(|(earlier, _)| earlier == key) {
+        if !seen.insert(key.as_str()) {
             return Err(ApiError::bad_field(key.clone(), "repeated", format!("{key} is given more than once")));
         }
     }
