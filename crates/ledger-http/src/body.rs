@@ -17,7 +17,7 @@ pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 
 pub struct JsonBody<T> {
     pub value: T,
-    /// The body as sent, for idempotency fingerprints.
+    /// The body as sent, for idempotency fingerprints (of its canonical form).
     pub raw: web::Bytes,
 }
 

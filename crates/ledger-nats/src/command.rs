@@ -30,10 +30,13 @@
 //! Unknown fields are refused, amounts are exact JSON numbers. The JSON Schema is
 //! `docs/nats-commands.schema.json`.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use ledger_domain::{Command, ConsumeRequest};
 use ledger_wire::{FieldRefusal, Operation, Request};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::wire;
@@ -149,17 +152,22 @@ fn parse_into(
     if payload.len() > COMMAND_BYTES_MAX {
         return Err(Refusal::new("too-large", Some("body"), format!("a command is at most {COMMAND_BYTES_MAX} bytes")));
     }
-    let value: serde_json::Value = serde_json::from_slice(payload).map_err(|e| {
-        Refusal::new("malformed-json", Some("body"), e.to_string().split(" at line ").next().unwrap_or_default())
+    // Each field as raw JSON text, parsed only when decoded by its rules: a free-form
+    // object nested past serde_json's recursion limit is then refused by its own rule
+    // (too-deep, naming the field) rather than as malformed JSON.
+    let mut fields: Fields = serde_json::from_slice(payload).map_err(|e| {
+        if e.is_data() {
+            Refusal::new("invalid-type", Some("body"), "a command is a JSON object")
+        } else {
+            Refusal::new("malformed-json", Some("body"), e.to_string().split(" at line ").next().unwrap_or_default())
+        }
     })?;
-    let serde_json::Value::Object(mut fields) = value else {
-        return Err(Refusal::new("invalid-type", Some("body"), "a command is a JSON object"));
-    };
     // Lenient first look, so that even a refusal names its command.
-    let uuid_of = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).and_then(|s| Uuid::parse_str(s).ok());
-    identity.command_id = uuid_of(fields.get("commandId"));
-    identity.billing_credit_id = uuid_of(fields.get("billingCreditId"));
-    identity.command_type = fields.get("type").and_then(|t| t.as_str()).map(str::to_string);
+    let text_of = |key: &str| fields.get(key).and_then(|raw| serde_json::from_str::<String>(raw.get()).ok());
+    let uuid_of = |key: &str| text_of(key).and_then(|s| Uuid::parse_str(&s).ok());
+    identity.command_id = uuid_of("commandId");
+    identity.billing_credit_id = uuid_of("billingCreditId");
+    identity.command_type = text_of("type");
 
     let site_id = identity.site_id.ok_or_else(|| {
         Refusal::new(
@@ -168,7 +176,7 @@ fn parse_into(
             format!("{site_token:?} (the subject's last token) is not a site UUID"),
         )
     })?;
-    let mut common = serde_json::Map::new();
+    let mut common = Fields::new();
     for key in Common::FIELDS {
         if let Some(v) = fields.remove(*key) {
             common.insert((*key).to_string(), v);
@@ -183,6 +191,11 @@ fn parse_into(
         )
     })?;
     if let Some(actor) = &common.actor {
+        // The actor is stored with every event: a NUL would fail the write on Postgres
+        // (a store error, retried forever) instead of refusing the command.
+        if actor.chars().any(char::is_control) {
+            return Err(Refusal::new("control-character", Some("actor"), "actor holds a control character"));
+        }
         if actor.trim().is_empty() || actor.chars().count() > ACTOR_CHARS_MAX {
             return Err(Refusal::new(
                 "invalid-value",
@@ -225,10 +238,13 @@ fn parse_into(
     })
 }
 
-/// A part of the message, to decode by the vocabulary's rules. Through bytes: numbers
-/// keep their exact text (arbitrary_precision) on this path.
-fn json_bytes(fields: serde_json::Map<String, serde_json::Value>) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::Value::Object(fields)).expect("a JSON object serializes")
+/// A message's fields, each as the JSON text it was sent as.
+type Fields = BTreeMap<String, Box<RawValue>>;
+
+/// A part of the message, to decode by the vocabulary's rules. Through bytes: every
+/// value keeps its exact text on this path.
+fn json_bytes(fields: Fields) -> Vec<u8> {
+    serde_json::to_vec(&fields).expect("a JSON object serializes")
 }
 
 /// The subject's part after `{prefix}.commands.`: the site id, when well-formed.

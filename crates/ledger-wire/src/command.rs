@@ -29,6 +29,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::json as wire;
+use crate::text::{self, Kind, Line};
 use crate::{decode, BillingCreditBody, BillingCreditPatchBody, CodingDto, FieldRefusal};
 
 /// How far ahead of the ledger's clock an occurredAt may lie (clock skew between services).
@@ -161,14 +162,19 @@ pub struct UseBody {
     #[serde(deserialize_with = "wire::amount")]
     #[schema(value_type = f64, example = 1)]
     pub amount: Decimal,
-    /// What the credit paid for: a visit, an invoice, a benefit redemption.
-    #[schema(example = "visit-2025-0042")]
+    /// What the credit paid for: a visit, an invoice, a benefit redemption. At most 1000
+    /// characters, no control characters.
+    #[serde(deserialize_with = "text::line")]
+    #[schema(max_length = 1000, example = "visit-2025-0042")]
     pub reference: String,
     /// When it happened (business time); defaults to now. Judged against the credit's
     /// startDate/endDate; never in the future.
     #[serde(default, deserialize_with = "wire::optional_date")]
     #[schema(value_type = Option<String>, example = "2025-03-01T10:00:00Z")]
     pub occurred_at: Option<DateTime<Utc>>,
+    /// At most 1000 characters; of the control characters only tab and line breaks.
+    #[serde(default, deserialize_with = "text::optional_prose")]
+    #[schema(max_length = 1000)]
     pub note: Option<String>,
 }
 
@@ -191,7 +197,9 @@ pub struct WasteBody {
     #[serde(deserialize_with = "wire::amount")]
     #[schema(value_type = f64, example = 1)]
     pub amount: Decimal,
-    #[schema(example = "missed appointment")]
+    /// At most 1000 characters; of the control characters only tab and line breaks.
+    #[serde(deserialize_with = "text::prose")]
+    #[schema(max_length = 1000, example = "missed appointment")]
     pub reason: String,
 }
 
@@ -207,6 +215,9 @@ impl WasteBody {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExpireBody {
+    /// At most 1000 characters; of the control characters only tab and line breaks.
+    #[serde(default, deserialize_with = "text::optional_prose")]
+    #[schema(max_length = 1000)]
     pub reason: Option<String>,
 }
 
@@ -235,6 +246,9 @@ pub struct ReverseBody {
     #[serde(default, deserialize_with = "wire::optional_amount")]
     #[schema(value_type = Option<f64>)]
     pub amount: Option<Decimal>,
+    /// At most 1000 characters; of the control characters only tab and line breaks.
+    #[serde(default, deserialize_with = "text::optional_prose")]
+    #[schema(max_length = 1000)]
     pub reason: Option<String>,
 }
 
@@ -253,6 +267,9 @@ pub struct AdjustBody {
     #[serde(deserialize_with = "wire::amount")]
     #[schema(value_type = f64, example = 1)]
     pub delta: Decimal,
+    /// At most 1000 characters; of the control characters only tab and line breaks.
+    #[serde(default, deserialize_with = "text::optional_prose")]
+    #[schema(max_length = 1000)]
     pub reason: Option<String>,
 }
 
@@ -289,7 +306,9 @@ pub struct ConsumeBody {
     #[schema(value_type = Option<CodeOrCoding>)]
     pub credit_category: Option<String>,
     pub wellness_plan_benefit_id: Option<Uuid>,
-    #[schema(example = "invoice-7781")]
+    /// At most 1000 characters, no control characters.
+    #[serde(deserialize_with = "text::line")]
+    #[schema(max_length = 1000, example = "invoice-7781")]
     pub reference: String,
     /// Spend what there is when it is not enough (default false: refuse and write nothing).
     pub allow_partial: Option<bool>,
@@ -364,7 +383,7 @@ fn optional_code<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::E
         }
 
         fn visit_str<E: de::Error>(self, code: &str) -> Result<Self::Value, E> {
-            Ok(Some(code.to_string()))
+            text::check(code.to_string(), Kind::Line).map(Some)
         }
 
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
@@ -372,9 +391,9 @@ fn optional_code<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::E
             let mut code = None;
             while let Some(key) = map.next_key::<String>()? {
                 match key.as_str() {
-                    "code" => code = map.next_value::<Option<String>>()?,
+                    "code" => code = map.next_value::<Option<Line>>()?.map(|line| line.0),
                     "system" | "display" => {
-                        map.next_value::<Option<String>>()?;
+                        map.next_value::<Option<Line>>()?;
                     }
                     // How serde_json (arbitrary_precision) hands over a number.
                     "$serde_json::private::Number" => {

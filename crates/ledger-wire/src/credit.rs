@@ -24,16 +24,21 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::json as wire;
+use crate::{free_form, text};
 
-/// A coded value: which code, from which code system, shown how.
+/// A coded value: which code, from which code system, shown how. Each is at most 1000
+/// characters, with no control characters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodingDto {
-    #[schema(example = "string")]
+    #[serde(default, deserialize_with = "text::optional_line")]
+    #[schema(max_length = 1000, example = "string")]
     pub code: Option<String>,
-    #[schema(example = "string")]
+    #[serde(default, deserialize_with = "text::optional_line")]
+    #[schema(max_length = 1000, example = "string")]
     pub system: Option<String>,
-    #[schema(example = "string")]
+    #[serde(default, deserialize_with = "text::optional_line")]
+    #[schema(max_length = 1000, example = "string")]
     pub display: Option<String>,
 }
 
@@ -51,19 +56,25 @@ impl From<&Coding> for CodingDto {
 
 /// Writes the three shapes of the credit around its descriptive fields, grouped by kind:
 /// `ids` (nullable UUIDs), `codings` (nullable [`CodingDto`]s) and `objects` (nullable
-/// JSON objects kept as sent). The fields with rules of their own (creditType, the
-/// dates, the amounts, isActive) are written out here.
+/// JSON objects kept as sent, within the bounds of `free_form`). The fields with rules of
+/// their own (creditType, the dates, the amounts, isActive) are written out here.
 macro_rules! credit_shapes {
     (
         ids { $($(#[$id_doc:meta])* $id:ident,)* }
         codings { $($(#[$coding_doc:meta])* $coding:ident,)* }
-        objects { $($(#[$object_doc:meta])* $object:ident,)* }
+        objects($objects_doc:literal) { $($(#[$object_doc:meta])* $object:ident,)* }
     ) => {
         /// Create (POST) and replace (PUT) body: the whole credit.
         #[derive(Debug, Clone, Deserialize, ToSchema)]
         #[serde(rename_all = "camelCase", deny_unknown_fields)]
         pub struct BillingCreditBody {
-            $( $(#[$object_doc])* #[schema(value_type = Option<Object>)] pub $object: Option<JsonObject>, )*
+            $(
+                $(#[$object_doc])*
+                #[doc = $objects_doc]
+                #[serde(default, deserialize_with = "free_form::optional")]
+                #[schema(value_type = Option<Object>)]
+                pub $object: Option<JsonObject>,
+            )*
             /// Canonical identifier for the billing credit. Optional on create (generated when
             /// absent); sending the same id and body again returns the existing credit.
             pub billing_credit_id: Option<Uuid>,
@@ -117,35 +128,47 @@ macro_rules! credit_shapes {
             }
         }
 
-        /// PATCH body: only the fields sent change; `null` clears an optional field.
+        /// PATCH body: only the fields sent change; `null` clears an optional field. The
+        /// fields every credit has (creditType, startDate, isActive, the amounts) cannot be
+        /// null: `null` for one of them is refused (`not-nullable`).
         #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
         #[serde(rename_all = "camelCase", deny_unknown_fields)]
         pub struct BillingCreditPatchBody {
             $(
                 $(#[$object_doc])*
-                #[serde(default, deserialize_with = "wire::patch")]
+                #[doc = $objects_doc]
+                #[serde(default, deserialize_with = "free_form::patch")]
                 #[schema(value_type = Option<Object>)]
                 pub $object: Option<Option<JsonObject>>,
             )*
+            /// Not nullable.
+            #[serde(default, deserialize_with = "wire::required")]
             #[schema(value_type = Option<String>, example = "quantity")]
             pub credit_type: Option<CreditType>,
             #[serde(default, deserialize_with = "wire::patch_date")]
             #[schema(value_type = Option<String>, example = "2025-01-01")]
             pub end_date: Option<Option<DateTime<Utc>>>,
+            /// Not nullable.
+            #[serde(default, deserialize_with = "wire::required")]
             pub is_active: Option<bool>,
-            #[serde(default, deserialize_with = "wire::optional_amount")]
+            /// Not nullable.
+            #[serde(default, deserialize_with = "wire::required_amount")]
             #[schema(value_type = Option<f64>, example = 0)]
             pub remaining_amount: Option<Decimal>,
-            #[serde(default, deserialize_with = "wire::optional_date")]
+            /// Not nullable.
+            #[serde(default, deserialize_with = "wire::required_date")]
             #[schema(value_type = Option<String>, example = "2025-01-01")]
             pub start_date: Option<DateTime<Utc>>,
-            #[serde(default, deserialize_with = "wire::optional_amount")]
+            /// Not nullable.
+            #[serde(default, deserialize_with = "wire::required_amount")]
             #[schema(value_type = Option<f64>, example = 0)]
             pub total_amount: Option<Decimal>,
-            #[serde(default, deserialize_with = "wire::optional_amount")]
+            /// Not nullable.
+            #[serde(default, deserialize_with = "wire::required_amount")]
             #[schema(value_type = Option<f64>, example = 0)]
             pub used_amount: Option<Decimal>,
-            #[serde(default, deserialize_with = "wire::optional_amount")]
+            /// Not nullable.
+            #[serde(default, deserialize_with = "wire::required_amount")]
             #[schema(value_type = Option<f64>, example = 0)]
             pub wasted_amount: Option<Decimal>,
             $(
@@ -184,7 +207,7 @@ macro_rules! credit_shapes {
         #[derive(Debug, Clone, Serialize, ToSchema)]
         #[serde(rename_all = "camelCase")]
         pub struct BillingCredit {
-            $( $(#[$object_doc])* #[schema(value_type = Option<Object>)] pub $object: Option<JsonObject>, )*
+            $( $(#[$object_doc])* #[doc = $objects_doc] #[schema(value_type = Option<Object>)] pub $object: Option<JsonObject>, )*
             pub billing_credit_id: Uuid,
             /// Timestamp when the billing credit was created.
             #[schema(example = "2025-01-01T00:00:00.000Z")]
@@ -254,7 +277,12 @@ credit_shapes! {
         currency,
         measurement_unit,
     }
-    objects {
+    // Every free-form object's bounds (`limits`; a test checks the numbers are those).
+    objects(
+        "A free-form JSON object, kept as sent: at most 32 levels deep (the object itself is level 1, \
+         each object or array inside it one more), at most 16384 bytes as compact JSON, and no \
+         control characters other than tab, line feed and carriage return in its keys and strings."
+    ) {
         /// Entity the credit is currently associated/applied to, if different from availability.
         applied_to,
         available_to,

@@ -1,5 +1,7 @@
 //! Decoding a JSON body into a typed message, with a refusal that names the field.
 
+use std::fmt::Display;
+
 use serde::de::DeserializeOwned;
 
 /// Why a body did not decode: the JSON path of the field at fault (`totalAmount`,
@@ -7,7 +9,8 @@ use serde::de::DeserializeOwned;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldRefusal {
     pub field: String,
-    /// `malformed-json`, `required`, `unknown-field`, `invalid-type` or `invalid-value`.
+    /// `malformed-json`, `required`, `unknown-field`, `invalid-type`, `invalid-value`, or
+    /// one of the [`RULES`] a field's own deserializer raises.
     pub rule: &'static str,
     pub message: String,
 }
@@ -24,21 +27,42 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FieldRefusal> {
     Ok(value)
 }
 
+/// The rules a field's deserializer raises on its own (see [`ruled`]).
+pub const RULES: &[&str] = &["too-deep", "too-large", "too-long", "control-character", "not-nullable"];
+
+/// Separates the parts of a [`ruled`] message. A unit separator: no message of serde's
+/// and none of ours contains one (text with control characters is what gets refused).
+const MARK: char = '\u{1f}';
+
+/// A deserializer's refusal under a rule of its own, `below` the field being decoded
+/// (`note`, or `a.b` inside a free-form object; empty for the field itself). serde only
+/// carries a message from a deserializer to [`decode`], so the rule and the path travel
+/// in it, marked, and [`decode`] takes them out again.
+pub(crate) fn ruled<E: serde::de::Error>(rule: &'static str, below: &str, message: impl Display) -> E {
+    debug_assert!(RULES.contains(&rule));
+    E::custom(format_args!("{MARK}{rule}{MARK}{below}{MARK}{message}"))
+}
+
 fn without_position(message: &str) -> String {
     // serde appends " at line 1 column 5"; the field path says more.
-    message.split(" at line ").next().unwrap_or(message).to_string()
+    message.rsplit_once(" at line ").map_or(message, |(text, _)| text).to_string()
 }
 
 fn refusal(e: &serde_path_to_error::Error<serde_json::Error>) -> FieldRefusal {
     let inner = e.inner();
-    let message = without_position(&inner.to_string());
+    let mut message = without_position(&inner.to_string());
     let mut field = e.path().to_string();
     if field == "." {
         field = String::new();
     }
     let quoted =
         |prefix: &str| message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()).map(str::to_string);
-    let rule = if inner.is_syntax() || inner.is_eof() {
+    let rule = if let Some((rule, below, text)) = unmark(&message) {
+        field = join(&field, below);
+        let text = text.to_string();
+        message = text;
+        rule
+    } else if inner.is_syntax() || inner.is_eof() {
         field = "body".into();
         "malformed-json"
     } else if let Some(missing) = quoted("missing field `") {
@@ -61,8 +85,17 @@ fn refusal(e: &serde_path_to_error::Error<serde_json::Error>) -> FieldRefusal {
     FieldRefusal { field, rule, message }
 }
 
+/// The rule, the path below the field and the text of a [`ruled`] message.
+fn unmark(message: &str) -> Option<(&'static str, &str, &str)> {
+    let mut parts = message.strip_prefix(MARK)?.splitn(3, MARK);
+    let (rule, below, text) = (parts.next()?, parts.next()?, parts.next()?);
+    Some((RULES.iter().find(|r| **r == rule).copied().unwrap_or("invalid-value"), below, text))
+}
+
 fn join(path: &str, field: &str) -> String {
-    if path.is_empty() {
+    if field.is_empty() {
+        path.to_string()
+    } else if path.is_empty() {
         field.to_string()
     } else {
         format!("{path}.{field}")

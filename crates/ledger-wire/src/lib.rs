@@ -8,12 +8,15 @@
 pub mod command;
 mod credit;
 mod decode;
+mod exact;
+mod free_form;
 pub mod json;
 pub mod limits;
+pub mod text;
 
 pub use command::{
     check_occurred_at, decode_body, AdjustBody, Body, CodeOrCoding, ConsumeBody, ExpireBody, Operation, ReasonBody,
     Request, ReverseBody, UseBody, WasteBody, OCCURRED_AT_SKEW_MAX_S,
 };
 pub use credit::{BillingCredit, BillingCreditBody, BillingCreditPatchBody, CodingDto};
-pub use decode::{decode, FieldRefusal};
+pub use decode::{decode, FieldRefusal, RULES};

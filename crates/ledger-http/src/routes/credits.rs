@@ -9,13 +9,15 @@ use ledger_domain::{decide, Command, DomainError};
 use ledger_store::{commands, history, CommandMeta, Execution};
 use uuid::Uuid;
 
+use super::query::{parse_list_query, query_pairs, unknown};
 use super::write::{perform, Render, Reply};
-use super::{credit_id, credit_response, etag_text, if_match, query::parse_list_query};
+use super::{credit_id, credit_response, etag_text, if_match};
 use crate::auth::{Read, SiteAccess, Write};
 use crate::body::JsonBody;
 use crate::dto::{BillingCredit, BillingCreditBody, BillingCreditList, BillingCreditPatchBody, PageMeta};
 use crate::problem::{ApiError, ReadProblems, WriteProblems};
 use crate::startup::AppState;
+use crate::wire;
 
 /// One command on one credit for the caller, judged now.
 pub fn command_for<S>(
@@ -104,7 +106,7 @@ pub async fn list(
     get, path = "/site/{siteId}/ahds/v1/billing-credit/{billingCreditId}", tag = "Billing Credit",
     summary = "Get a billing credit",
     params(("siteId" = Uuid, Path), ("billingCreditId" = Uuid, Path),
-           ("asOf" = Option<String>, Query, description = "RFC 3339 instant: the credit as it stood then, rebuilt from its events")),
+           ("asOf" = Option<String>, Query, description = "RFC 3339 instant (or a date, midnight UTC; year 0001 to 9999, no leap second): the credit as it stood then, rebuilt from its events")),
     responses(
         (status = 200, description = "Billing Credit found", body = BillingCredit, headers(("ETag" = String))),
         ReadProblems,
@@ -118,24 +120,18 @@ pub async fn get_one(
 ) -> Result<HttpResponse, ApiError> {
     let id = credit_id(&req)?;
     let mut as_of = None;
-    for (key, value) in super::ledger::query_pairs(&req)? {
+    for (key, value) in query_pairs(&req)? {
         match key.as_str() {
             "asOf" => {
-                as_of = Some(chrono::DateTime::parse_from_rfc3339(&value).map_err(|_| {
-                    ApiError::bad_field("asOf", "invalid-instant", format!("{value:?} is not an RFC 3339 instant"))
+                as_of = Some(wire::parse_date(&value).ok_or_else(|| {
+                    ApiError::bad_field("asOf", "invalid-instant", format!("{value:?} {}", wire::DATE_RULE))
                 })?)
             }
-            _ => {
-                return Err(ApiError::bad_field(
-                    key.clone(),
-                    "unknown-parameter",
-                    format!("{key} is not a parameter of this endpoint"),
-                ))
-            }
+            _ => return Err(unknown(&key)),
         }
     }
     let credit = match as_of {
-        Some(instant) => history::as_of(state.store.as_ref(), access.site_id, id, instant.with_timezone(&Utc)).await?,
+        Some(instant) => history::as_of(state.store.as_ref(), access.site_id, id, instant).await?,
         None => state.store.load(access.site_id, id).await?.filter(|c| !c.deleted),
     };
     Ok(credit_response(HttpResponse::Ok(), &credit.ok_or(ApiError::NotFound)?))

@@ -8,7 +8,7 @@ use ledger_domain::Command;
 use ledger_store::{commands, CommandMeta, FeedCursor, READ_LIMIT_MAX};
 use ledger_wire::Body;
 
-use super::query::number;
+use super::query::{number, query_pairs, unknown};
 use super::write::{perform, Render, Reply};
 use super::{credit_id, etag_text, if_match};
 use crate::auth::{Audit, SiteAccess, Write};
@@ -193,13 +193,7 @@ pub async fn history(
         match key.as_str() {
             "page" => page = number(&key, &value, 0, ledger_store::PAGE_MAX)?,
             "pageSize" => page_size = number(&key, &value, 1, ledger_store::PAGE_SIZE_MAX)?,
-            _ => {
-                return Err(ApiError::bad_field(
-                    key.clone(),
-                    "unknown-parameter",
-                    format!("{key} is not a parameter of this endpoint"),
-                ))
-            }
+            _ => return Err(unknown(&key)),
         }
     }
     // Deleted credits keep their history: auditors read it after the tombstone too.
@@ -237,22 +231,10 @@ pub async fn site_feed(
                 })?
             }
             "limit" => limit = number(&key, &value, 1, READ_LIMIT_MAX)?,
-            _ => {
-                return Err(ApiError::bad_field(
-                    key.clone(),
-                    "unknown-parameter",
-                    format!("{key} is not a parameter of this endpoint"),
-                ))
-            }
+            _ => return Err(unknown(&key)),
         }
     }
     let page = state.store.feed(Some(access.site_id), after, limit).await?;
     Ok(HttpResponse::Ok()
         .json(FeedSlice { data: page.events.iter().map(LedgerEvent::from).collect(), next: page.next.encode() }))
-}
-
-pub fn query_pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, ApiError> {
-    web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .map(web::Query::into_inner)
-        .map_err(|e| ApiError::bad_field("query", "malformed-query", e.to_string()))
 }

@@ -1,5 +1,6 @@
-//! The list endpoint's query string, checked strictly: a value out of range is a 400
-//! naming the parameter, never silently clamped.
+//! Query strings, checked strictly on every endpoint: a parameter given twice, a control
+//! character, or a value out of range is a 400 naming the parameter, never silently
+//! clamped or resolved by picking one of the values.
 
 use actix_web::{web, HttpRequest};
 use ledger_domain::CreditType;
@@ -38,16 +39,44 @@ pub struct ListParams {
     wellness_plan_membership_status_period_id: Option<Uuid>,
 }
 
-pub fn parse_list_query(req: &HttpRequest) -> Result<ListQuery, ApiError> {
+/// The query string's (name, value) pairs, percent-decoded: each name at most once,
+/// and no control character in a name or a value (none is meaningful in a parameter, and
+/// a NUL cannot reach Postgres).
+pub fn query_pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, ApiError> {
     let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map(web::Query::into_inner)
         .map_err(|e| ApiError::bad_field("query", "malformed-query", e.to_string()))?;
-    let mut query = ListQuery::default();
-    let mut seen: Vec<&str> = Vec::new();
-    for (key, value) in pairs.iter() {
-        if seen.contains(&key.as_str()) {
+    let mut seen = std::collections::HashSet::new();
+    for (key, value) in &pairs {
+        if key.chars().any(char::is_control) {
+            return Err(ApiError::bad_field(
+                "query",
+                "control-character",
+                "a parameter name holds a control character",
+            ));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(ApiError::bad_field(
+                key.clone(),
+                "control-character",
+                format!("{key} holds a control character"),
+            ));
+        }
+        if !seen.insert(key.as_str()) {
             return Err(ApiError::bad_field(key.clone(), "repeated", format!("{key} is given more than once")));
         }
-        seen.push(key);
+    }
+    Ok(pairs)
+}
+
+/// A parameter this endpoint does not have.
+pub fn unknown(key: &str) -> ApiError {
+    ApiError::bad_field(key, "unknown-parameter", format!("{key} is not a parameter of this endpoint"))
+}
+
+pub fn parse_list_query(req: &HttpRequest) -> Result<ListQuery, ApiError> {
+    let mut query = ListQuery::default();
+    for (key, value) in query_pairs(req)?.iter() {
         let filter = &mut query.filter;
         match key.as_str() {
             "page" => query.page = number(key, value, 0, PAGE_MAX)?,
@@ -84,13 +113,7 @@ pub fn parse_list_query(req: &HttpRequest) -> Result<ListQuery, ApiError> {
             "wellnessPlanMembershipStatusPeriodId" => {
                 filter.wellness_plan_membership_status_period_id = Some(uuid(key, value)?)
             }
-            _ => {
-                return Err(ApiError::bad_field(
-                    key.clone(),
-                    "unknown-parameter",
-                    format!("{key} is not a parameter of this endpoint"),
-                ))
-            }
+            _ => return Err(unknown(key)),
         }
     }
     Ok(query)

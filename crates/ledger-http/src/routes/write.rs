@@ -102,7 +102,9 @@ pub async fn perform(
     fingerprint.update(b" ");
     fingerprint.update(req.path().as_bytes());
     fingerprint.update(b"\n");
-    fingerprint.update(raw_body);
+    // The body's meaning, not its bytes: a retry that reorders keys or respaces them is the
+    // same request. (A decoded body is always JSON; an empty one, as DELETE's, stays empty.)
+    fingerprint.update(ledger_wire::json::canonical(raw_body).as_deref().unwrap_or(raw_body));
     let request_hash = hex::encode(fingerprint.finalize());
     let keyed =
         state.store.execute_once(execution, IdempotencyKey { key, request_hash }).await.map_err(|e| match e {

@@ -8,4 +8,5 @@ mod ledger;
 mod list;
 mod ops;
 mod seed;
+mod strict;
 mod transport;

@@ -6,3 +6,4 @@ mod exactly_once;
 mod faults;
 mod feed_agreement;
 mod rejections;
+mod strict;
