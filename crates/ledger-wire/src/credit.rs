@@ -217,6 +217,11 @@ macro_rules! credit_shapes {
             #[schema(example = "2025-01-01T00:00:00Z")]
             pub end_date: Option<String>,
             pub is_active: bool,
+            /// True once the credit expired: its unused balance was written off (CreditExpired,
+            /// by the expiry sweep after endDate or by an explicit expire), so nothing more
+            /// can be spent from it. A live credit, even one past endDate that the sweep has
+            /// not reached yet, says false. Read-only.
+            pub expired: bool,
             /// totalAmount - usedAmount - wastedAmount.
             #[serde(serialize_with = "wire::serialize_amount")]
             #[schema(value_type = f64, example = 0)]
@@ -247,6 +252,7 @@ macro_rules! credit_shapes {
                     credit_type: d.credit_type,
                     end_date: d.end_date.as_ref().map(wire::format_date),
                     is_active: c.is_active,
+                    expired: c.expired,
                     remaining_amount: c.remaining_amount(),
                     start_date: wire::format_date(&d.start_date),
                     total_amount: c.total_amount,

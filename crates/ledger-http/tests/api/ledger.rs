@@ -42,6 +42,7 @@ async fn use_waste_expire_reverse_and_their_refusals(backend: Backend) {
     assert_eq!(used.headers()["etag"], "\"2\"");
     let used: Value = used.json().await.unwrap();
     assert_eq!(used["billingCredit"]["usedAmount"], 2);
+    assert_eq!(used["billingCredit"]["expired"], false, "a live credit says so");
     assert_eq!(used["events"][0]["type"], "CreditUsed");
     assert_eq!(used["events"][0]["reference"], "visit-1");
     assert_eq!(used["events"][0]["actor"], "tester");
@@ -120,6 +121,10 @@ async fn use_waste_expire_reverse_and_their_refusals(backend: Backend) {
     let expired: Value = op(&app, &id, "expire", json!({ "reason": "cycle ended" })).await.json().await.unwrap();
     assert_eq!(expired["billingCredit"]["remainingAmount"], 0);
     assert_eq!(expired["billingCredit"]["wastedAmount"], 4);
+    assert_eq!(expired["billingCredit"]["expired"], true);
+    let read: Value = app.get(&id).await.json().await.unwrap();
+    assert_eq!(read["expired"], true, "an expired credit is told from a live one by its body: {read}");
+    assert_eq!(read["isActive"], true, "expiry is not deactivation");
     assert_eq!(expired["events"][0]["amount"], 3);
     assert_problem(op(&app, &id, "expire", json!({})).await, 409, "", "").await;
     assert_problem(op(&app, &id, "use", json!({ "amount": 1, "reference": "v" })).await, 422, "", "credit-expired")

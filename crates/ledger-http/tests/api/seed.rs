@@ -38,8 +38,16 @@ fn seed_response() -> Value {
         "measurementUnit": { "code": "string", "system": "string", "display": "string" } })
 }
 
-/// Compares with the seed, checking the server-set timestamps only for their format.
+/// The read-only fields the ledger shows beyond the seed's, each with its value for a
+/// fresh credit: a client that reads only the seed's fields sees exactly the seed.
+const EXTRA_FIELDS: [(&str, bool); 1] = [("expired", false)];
+
+/// Compares with the seed, checking the server-set timestamps only for their format and
+/// the documented extras only for their value.
 fn assert_like_seed(mut got: Value) {
+    for (key, fresh) in EXTRA_FIELDS {
+        assert_eq!(got.as_object_mut().unwrap().remove(key), Some(json!(fresh)), "{key}");
+    }
     for key in ["createdAt", "updatedAt"] {
         let stamp = got[key].as_str().unwrap().to_string();
         assert!(chrono::DateTime::parse_from_rfc3339(&stamp).is_ok() && stamp.ends_with('Z'), "{key}: {stamp}");
