@@ -41,24 +41,13 @@ pub struct Allocation {
     pub amount: Decimal,
 }
 
-fn unit_code(credit: &Credit) -> Option<&str> {
-    let coding = match credit.details.credit_type {
-        CreditType::Monetary => credit.details.currency.as_ref(),
-        CreditType::Quantity => credit.details.measurement_unit.as_ref(),
-    };
-    coding.and_then(|c| c.code.as_deref())
-}
-
 fn matches(credit: &Credit, request: &ConsumeRequest, now: DateTime<Utc>) -> bool {
     let d = &credit.details;
-    !credit.deleted
-        && credit.is_active
-        && !credit.expired
-        && credit.in_window(now)
+    credit.spendable_at(now)
         && credit.remaining_amount() > Decimal::ZERO
         && d.wellness_plan_membership_id == Some(request.wellness_plan_membership_id)
         && d.credit_type == request.credit_type
-        && unit_code(credit) == Some(request.unit_code.as_str())
+        && credit.unit_code() == Some(request.unit_code.as_str())
         && request
             .credit_category_code
             .as_deref()

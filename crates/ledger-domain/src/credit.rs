@@ -150,6 +150,22 @@ impl Credit {
         at >= self.details.start_date && self.details.end_date.is_none_or(|end| at < end)
     }
 
+    /// Whether the credit can be spent at `at`: active, not expired, not deleted, inside
+    /// its window. Consume pays only from such credits and a balance counts only them.
+    pub fn spendable_at(&self, at: DateTime<Utc>) -> bool {
+        !self.deleted && self.is_active && !self.expired && self.in_window(at)
+    }
+
+    /// The code of what the credit counts in: its currency (monetary) or its measurement
+    /// unit (quantity).
+    pub fn unit_code(&self) -> Option<&str> {
+        let coding = match self.details.credit_type {
+            CreditType::Monetary => self.details.currency.as_ref(),
+            CreditType::Quantity => self.details.measurement_unit.as_ref(),
+        };
+        coding.and_then(|c| c.code.as_deref())
+    }
+
     /// The invariants every state must hold, whatever events built it.
     pub fn assert_invariants(&self) {
         assert!(!self.used_amount.is_sign_negative() || self.used_amount.is_zero(), "used < 0: {self:?}");

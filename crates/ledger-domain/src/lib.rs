@@ -29,6 +29,7 @@
 //!
 //! A refused command writes nothing: `decide` is all or nothing.
 
+pub mod balance;
 pub mod command;
 pub mod consume;
 pub mod credit;
@@ -37,6 +38,7 @@ pub mod error;
 pub mod event;
 pub mod money;
 
+pub use balance::{balance, BalanceFilter, BalanceLine};
 pub use command::{Command, CreditDraft, CreditPatch};
 pub use consume::{allocate, decide_consume, Allocation, ConsumeRequest};
 pub use credit::{evolve, Coding, Credit, CreditDetails, CreditType, EventPosition, JsonObject, Movement, Reversible};

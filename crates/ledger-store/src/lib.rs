@@ -16,6 +16,7 @@
 //!   credit queue on its lock instead of overspending it.
 
 pub mod audit;
+pub mod balance;
 pub mod chain;
 pub mod commands;
 mod error;

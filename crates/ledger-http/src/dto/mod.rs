@@ -1,7 +1,10 @@
-//! The JSON shapes of the API: the seed's billing credit, and the ledger's operations.
+//! The JSON shapes of the API: the seed's billing credit, the ledger's operations and the
+//! member balance.
 
+mod balance;
 mod credit;
 mod ledger;
 
+pub use balance::*;
 pub use credit::*;
 pub use ledger::*;

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::dto::BillingCredit;
 use crate::problem::ApiError;
 
+pub mod balance;
 pub mod credits;
 pub mod ledger;
 pub mod ops;
@@ -25,7 +26,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource(format!("{CREDIT_PATH}/expire")).route(web::post().to(ledger::expire)))
         .service(web::resource(format!("{CREDIT_PATH}/reverse")).route(web::post().to(ledger::reverse)));
     cfg.service(web::resource(format!("{CREDIT_PATH}/events")).route(web::get().to(ledger::history)))
-        .service(web::resource("/site/{siteId}/ahds/v1/billing-credit-events").route(web::get().to(ledger::site_feed)));
+        .service(web::resource("/site/{siteId}/ahds/v1/billing-credit-events").route(web::get().to(ledger::site_feed)))
+        .service(web::resource(balance::BALANCE_PATH).route(web::get().to(balance::member_balance)));
     cfg.service(
         web::resource(CREDITS_PATH)
             .name("credits")

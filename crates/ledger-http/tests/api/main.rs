@@ -1,6 +1,7 @@
 //! The REST API through the real app, on both backends.
 
 mod auth;
+mod balance;
 mod credits;
 mod errors;
 mod helpers;
