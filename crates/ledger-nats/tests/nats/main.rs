@@ -5,4 +5,5 @@ mod common;
 mod exactly_once;
 mod faults;
 mod feed_agreement;
+mod poison;
 mod rejections;
