@@ -7,4 +7,5 @@ mod helpers;
 mod ledger;
 mod list;
 mod ops;
+mod poison;
 mod seed;
