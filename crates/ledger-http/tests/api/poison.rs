@@ -1,15 +1,21 @@
 //! A stored event that cannot be read back costs only its own credit's history: the
 //! reads that need it answer 500 naming the event; the credit itself (its projection),
 //! the list and every other credit keep working; the site feed serves up to it.
+//! A statement the database refuses is a 500 (a retry cannot help); a busy database is
+//! a 503 with Retry-After.
 
 use ledger_store::testing::overwrite_payload;
 use ledger_store::Backend;
 use reqwest::Method;
 use serde_json::{json, Value};
+use sqlx::Connection;
 
 use crate::helpers::*;
 
-ledger_store::backend_tests!(an_unreadable_event_is_named_and_spares_the_rest);
+ledger_store::backend_tests!(
+    an_unreadable_event_is_named_and_spares_the_rest,
+    a_database_refusal_is_a_500_and_a_busy_database_a_503,
+);
 
 async fn an_unreadable_event_is_named_and_spares_the_rest(backend: Backend) {
     let app = TestApp::start(backend).await;
@@ -63,4 +69,49 @@ async fn an_unreadable_event_is_named_and_spares_the_rest(backend: Backend) {
     let next = first["next"].as_str().unwrap();
     let stuck = app.request(Method::GET, &format!("{feed_url}?after={next}")).send().await.unwrap();
     named(&assert_problem(stuck, 500, "", "").await);
+}
+
+async fn a_database_refusal_is_a_500_and_a_busy_database_a_503(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let id = app.create(visits(5)).await["billingCreditId"].as_str().unwrap().to_string();
+    let spend = |reference: &str| {
+        app.request(Method::POST, &format!("{}/use", app.credit_url(&id)))
+            .json(&json!({ "amount": 1, "reference": reference }))
+            .send()
+    };
+    // A rule of the database's own, unknown to the service: no event may mention "poison".
+    match backend {
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+            sqlx::query("ALTER TABLE events ADD CONSTRAINT refuse_poison CHECK (strpos(payload::text, 'poison') = 0)")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
+            sqlx::query(
+                "CREATE TRIGGER refuse_poison BEFORE INSERT ON events WHEN instr(NEW.payload, 'poison') > 0 \
+                 BEGIN SELECT RAISE(ABORT, 'refuse_poison'); END",
+            )
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
+    }
+    let refused = spend("poison-1").await.unwrap();
+    assert!(!refused.headers().contains_key("retry-after"), "retrying cannot help");
+    assert_problem(refused, 500, "", "").await;
+    assert_eq!(spend("visit-1").await.unwrap().status(), 200);
+
+    if backend == Backend::Sqlite {
+        // Another process holds the write lock longer than the store waits for it.
+        let mut holder = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut holder).await.unwrap();
+        let busy = spend("visit-2").await.unwrap();
+        sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+        assert!(busy.headers().contains_key("retry-after"));
+        assert_problem(busy, 503, "", "").await;
+        assert_eq!(spend("visit-2").await.unwrap().status(), 200, "applies once the lock is free");
+    }
 }
