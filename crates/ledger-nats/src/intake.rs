@@ -230,7 +230,9 @@ impl Intake {
             Err(e @ (StoreError::Corrupt(_) | StoreError::Undecodable(_))) => {
                 Outcome::Refused(Refusal::new("stored-data-corrupt", None, e.to_string()))
             }
-            Err(e) => Outcome::Refused(Refusal::new("store-refused", None, format!("the store refused the command: {e}"))),
+            Err(e) => {
+                Outcome::Refused(Refusal::new("store-refused", None, format!("the store refused the command: {e}")))
+            }
         }
     }
 

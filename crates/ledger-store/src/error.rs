@@ -52,10 +52,13 @@ pub enum StoreError {
 impl StoreError {
     pub(crate) fn from_sqlx(err: sqlx::Error) -> Self {
         match &err {
+            // The conversation with the server broke (a connection cut mid-handshake reads
+            // as a protocol error), not the statement.
             sqlx::Error::Io(_)
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
             | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err),
             // Connection exceptions (class 08) and an administrator shutting the server
             // down (57P01-57P03): the database is going away, not refusing the query.
@@ -110,7 +113,8 @@ fn transient_database_error(db: &(dyn DatabaseError + 'static)) -> bool {
             | "58" // system error (I/O) outside Postgres
     ) || matches!(
         code.as_ref(),
-        "40001" // serialization failure
+        "25006" // read-only transaction: a failover still under way
+            | "40001" // serialization failure
             | "40P01" // deadlock detected
             | "55P03" // lock not available
             | "57014" // canceled (statement timeout)

@@ -89,7 +89,10 @@ pub async fn overwrite_payload(db: &TestDatabase, event_id: Uuid, payload: &str)
         Backend::Postgres => {
             let mut conn = PgConnection::connect(&db.url).await.expect("connect");
             let mut tx = conn.begin().await.expect("begin");
-            sqlx::query("ALTER TABLE events DISABLE TRIGGER events_no_update_or_delete").execute(&mut *tx).await.unwrap();
+            sqlx::query("ALTER TABLE events DISABLE TRIGGER events_no_update_or_delete")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
             let updated = sqlx::query("UPDATE events SET payload = $1::json WHERE event_id = $2")
                 .bind(payload)
                 .bind(event_id)
@@ -97,17 +100,21 @@ pub async fn overwrite_payload(db: &TestDatabase, event_id: Uuid, payload: &str)
                 .await
                 .expect("overwrite the payload");
             assert_eq!(updated.rows_affected(), 1, "event {event_id} is stored");
-            sqlx::query("ALTER TABLE events ENABLE TRIGGER events_no_update_or_delete").execute(&mut *tx).await.unwrap();
+            sqlx::query("ALTER TABLE events ENABLE TRIGGER events_no_update_or_delete")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
             tx.commit().await.expect("commit");
         }
         Backend::Sqlite => {
             let mut conn = SqliteConnection::connect(&db.url).await.expect("connect");
             let mut tx = conn.begin().await.expect("begin");
-            let trigger: String =
-                sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'events_no_update'")
-                    .fetch_one(&mut *tx)
-                    .await
-                    .expect("the append-only trigger");
+            let trigger: String = sqlx::query_scalar(
+                "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'events_no_update'",
+            )
+            .fetch_one(&mut *tx)
+            .await
+            .expect("the append-only trigger");
             sqlx::query("DROP TRIGGER events_no_update").execute(&mut *tx).await.unwrap();
             let updated = sqlx::query("UPDATE events SET payload = ? WHERE event_id = ?")
                 .bind(payload)

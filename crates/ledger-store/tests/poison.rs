@@ -28,7 +28,12 @@ async fn unreadable_events_are_named_and_stop_no_other_reader(backend: Backend) 
     let misshapen_event = store.read_stream(site, misshapen, 0, 10).await.unwrap()[1].clone();
     let payload = stored_payload(&db, deep_event.event_id).await;
     overwrite_payload(&db, deep_event.event_id, &nested_extensions(&payload, 200)).await;
-    overwrite_payload(&db, misshapen_event.event_id, r#"{"amount": "1", "reference": null, "note": null, "colour": "red"}"#).await;
+    overwrite_payload(
+        &db,
+        misshapen_event.event_id,
+        r#"{"amount": "1", "reference": null, "note": null, "colour": "red"}"#,
+    )
+    .await;
 
     // The feed: every event in its place, the two damaged ones named with their cursor.
     let feed = drain_stored(&store, site, 6).await;

@@ -60,7 +60,10 @@ fn cli(database_url: &str, args: &[&str]) -> Output {
 
 fn exported_ids(out: &Output) -> Vec<Uuid> {
     let lines = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect::<Vec<_>>();
-    lines.iter().map(|l| serde_json::from_str::<Value>(l).unwrap()["eventId"].as_str().unwrap().parse().unwrap()).collect()
+    lines
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["eventId"].as_str().unwrap().parse().unwrap())
+        .collect()
 }
 
 /// Waits until the site's feed shows `n` events: on Postgres it holds back what a
@@ -96,12 +99,13 @@ async fn unreadable_events_and_windows(backend: Backend) {
     let store = db.store().await;
     let site = Uuid::new_v4();
     let (x, y, z) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-    let before = vec![apply(store.as_ref(), site, x, Cmd::Issue(draft())).await, apply(store.as_ref(), site, x, spend()).await];
+    let before =
+        [apply(store.as_ref(), site, x, Cmd::Issue(draft())).await, apply(store.as_ref(), site, x, spend()).await];
     let from = instant_between().await;
     let mut bounded = draft();
     bounded.details.applied_to = Some(at_bounds());
     bounded.details.extensions = Some(at_bounds());
-    let within = vec![
+    let within = [
         apply(store.as_ref(), site, y, Cmd::Issue(bounded)).await,
         apply(store.as_ref(), site, y, spend()).await,
         apply(store.as_ref(), site, z, Cmd::Issue(draft())).await,
@@ -216,7 +220,12 @@ async fn verify_and_export_run_as_a_postgres_role_that_may_only_select() {
     conn.close().await.unwrap();
 
     let verify = cli(&reader, &["verify"]);
-    assert!(verify.status.success(), "{}{}", String::from_utf8_lossy(&verify.stdout), String::from_utf8_lossy(&verify.stderr));
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
     assert!(String::from_utf8_lossy(&verify.stdout).contains("checked 6 events of 3 credits"));
     let export = cli(&reader, &["export", "--site", &site.to_string()]);
     assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));

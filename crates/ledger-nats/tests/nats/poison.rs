@@ -83,8 +83,7 @@ async fn an_unreadable_event_is_skipped_and_publication_goes_on(backend: Backend
     settings.intake = false;
     let bucket = settings.kv_bucket.clone();
     let handle = ledger_nats::start(settings, store.clone()).await.expect("start");
-    let readable: Vec<Uuid> =
-        written.iter().map(|e| e.event_id).filter(|id| *id != misshapen && *id != deep).collect();
+    let readable: Vec<Uuid> = written.iter().map(|e| e.event_id).filter(|id| *id != misshapen && *id != deep).collect();
     env.wait_count(&env.event_stream(), readable.len() as u64, Duration::from_secs(60)).await;
     let published: Vec<Uuid> = env
         .read_stream(&env.event_stream())
@@ -125,18 +124,22 @@ async fn a_command_the_database_refuses_is_rejected_at_once(backend: Backend) {
     let (site, credit) = (Uuid::new_v4(), Uuid::new_v4());
     let subject = env.command_subject(site);
     let (issue, poisoned, next) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-    let spend = |id: Uuid, amount: u32, reference: &str| {
-        json!({"commandId": id, "type": "use", "billingCreditId": credit, "amount": amount, "reference": reference})
-    };
+    let spend = |id: Uuid, amount: u32, reference: &str| json!({"commandId": id, "type": "use", "billingCreditId": credit, "amount": amount, "reference": reference});
     let commands = [
-        (issue, json!({"commandId": issue, "type": "issue", "billingCreditId": credit, "creditType": "quantity",
-                       "startDate": "2020-01-01", "totalAmount": 10, "measurementUnit": {"code": "visit"}})),
+        (
+            issue,
+            json!({"commandId": issue, "type": "issue", "billingCreditId": credit, "creditType": "quantity",
+                       "startDate": "2020-01-01", "totalAmount": 10, "measurementUnit": {"code": "visit"}}),
+        ),
         (poisoned, spend(poisoned, 1, "poison-7")),
         (next, spend(next, 2, "visit-8")),
     ];
     let started = Instant::now();
     env.publish_all(
-        commands.iter().map(|(id, body)| (subject.clone(), body.to_string().into_bytes(), Some(id.to_string()))).collect(),
+        commands
+            .iter()
+            .map(|(id, body)| (subject.clone(), body.to_string().into_bytes(), Some(id.to_string())))
+            .collect(),
     )
     .await;
     env.wait_count(&env.rejection_stream(), 1, Duration::from_secs(20)).await;

@@ -135,8 +135,10 @@ impl<D: Dialect> Audit for SqlStore<D> {
         after: Option<(Uuid, Uuid)>,
         limit: u32,
     ) -> Result<Vec<(Credit, [u8; 32])>, StoreError> {
-        let mut q =
-            Sql::<D>::new(format!("SELECT {}, site_id, billing_credit_id, last_hash FROM billing_credits", D::STATE_COLUMN));
+        let mut q = Sql::<D>::new(format!(
+            "SELECT {}, site_id, billing_credit_id, last_hash FROM billing_credits",
+            D::STATE_COLUMN
+        ));
         push_site(&mut q, site_id);
         if let Some((site, credit)) = after {
             q.push(" AND (site_id, billing_credit_id) > (").uuid(site).push(", ").uuid(credit).push(")");
