@@ -231,3 +231,22 @@ async fn verify_and_export_run_as_a_postgres_role_that_may_only_select() {
     assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
     assert_eq!(exported_ids(&export), ids);
 }
+
+#[test]
+fn the_cli_names_an_unreachable_database_and_an_unknown_scheme() {
+    for (url, expected) in [
+        (
+            "postgres://postgres@127.0.0.1:1/x?connect_timeout=2",
+            "cannot reach PostgreSQL at 127.0.0.1:1 (connection refused)",
+        ),
+        ("mysql://root:secret@db:3306/ledger", "the supported schemes are postgres://, postgresql:// and sqlite://"),
+        ("foo", "the supported schemes are postgres://, postgresql:// and sqlite://"),
+    ] {
+        for command in ["verify", "migrate"] {
+            let out = cli(url, &[command]);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success() && stderr.contains(expected), "{command} on {url}: {stderr}");
+            assert!(!stderr.contains("secret"), "{stderr}");
+        }
+    }
+}
