@@ -62,6 +62,10 @@ pub enum ApiError {
     Unprocessable(Refusal),
     #[error("the store is unavailable; retry shortly")]
     Unavailable,
+    /// Stored data of this credit or site cannot be read back: named, for the operator to
+    /// repair (docs/operations.md); other credits are unaffected.
+    #[error("{0}")]
+    StoredDataCorrupt(String),
     /// Anything else. The cause is logged, never shown.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -102,6 +106,7 @@ impl ApiError {
             ApiError::RequestTimeout { .. } => "Request timeout",
             ApiError::Unprocessable(_) => "Business rule violated",
             ApiError::Unavailable => "Service unavailable",
+            ApiError::StoredDataCorrupt(_) => "Stored data is corrupt",
             ApiError::Internal(_) => "Internal server error",
         }
     }
@@ -159,7 +164,7 @@ impl ResponseError for ApiError {
             ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::StoredDataCorrupt(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -212,7 +217,10 @@ impl From<StoreError> for ApiError {
                 detail: "the credit was changed concurrently; retry".into(),
                 rule: "concurrent-change".into(),
             },
-            StoreError::Unavailable(_) => ApiError::Unavailable,
+            // A busy or unreachable database: a retry may succeed, so 503 with Retry-After.
+            // Any other database refusal would fail again: a 500, never a 503.
+            e if e.is_transient() => ApiError::Unavailable,
+            e @ (StoreError::Corrupt(_) | StoreError::Undecodable(_)) => ApiError::StoredDataCorrupt(e.to_string()),
             other => ApiError::Internal(other.into()),
         }
     }

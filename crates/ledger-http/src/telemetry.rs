@@ -87,8 +87,10 @@ fn restamp_problem(
     let Some(error) = response.response().error().and_then(|e| e.as_error::<ApiError>()) else {
         return response.map_into_boxed_body();
     };
-    if let ApiError::Internal(cause) = error {
-        span.in_scope(|| tracing::error!(error = ?cause, "request failed"));
+    match error {
+        ApiError::Internal(cause) => span.in_scope(|| tracing::error!(error = ?cause, "request failed")),
+        ApiError::StoredDataCorrupt(problem) => span.in_scope(|| tracing::error!(%problem, "stored data is corrupt")),
+        _ => {}
     }
     let mut rebuilt: HttpResponse = error.error_response();
     let body = serde_json::to_string(&error.problem(Some(request_id.to_string()))).expect("problems serialize");

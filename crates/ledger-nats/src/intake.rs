@@ -12,10 +12,14 @@
 //! - committed (or replayed): ack, only after the commit;
 //! - refused (malformed, unknown type, business rule): the reason is published on
 //!   `{prefix}.rejections.{siteId}` and the message is terminated, never retried;
-//! - a transient fault (store unavailable, concurrent write): nak with a delay that grows
-//!   with each delivery; the later commands of the same credit in the batch are nak'ed
-//!   too so that they keep their order. On the last allowed delivery the command is
-//!   rejected (`store-unavailable`) instead, so the engine hears of it.
+//! - refused by the database itself (`StoreError::is_transient` is false: a constraint,
+//!   a trigger, a value it cannot store): rejected at once as `store-refused` with the
+//!   database's message, as a business rule would be;
+//! - a transient fault (store unreachable or busy, deadlock, serialization failure,
+//!   concurrent write): nak with a delay that grows with each delivery; the later
+//!   commands of the same credit in the batch are nak'ed too so that they keep their
+//!   order. On the last allowed delivery the command is rejected (`store-unavailable`)
+//!   instead, so the engine hears of it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -218,7 +222,17 @@ impl Intake {
             Err(e @ StoreError::VersionConflict { .. }) => {
                 Outcome::Refused(Refusal::new("version-conflict", None, e.to_string()))
             }
-            Err(e) => Outcome::Transient(e.to_string()),
+            Err(e) if e.is_transient() => Outcome::Transient(e.to_string()),
+            // Refused by the database for what the command holds (a constraint, a
+            // trigger, a value it cannot store), or unreadable stored data: the same
+            // command fails the same way on every delivery, so it is answered at once
+            // instead of holding up its credit's later commands.
+            Err(e @ (StoreError::Corrupt(_) | StoreError::Undecodable(_))) => {
+                Outcome::Refused(Refusal::new("stored-data-corrupt", None, e.to_string()))
+            }
+            Err(e) => {
+                Outcome::Refused(Refusal::new("store-refused", None, format!("the store refused the command: {e}")))
+            }
         }
     }
 

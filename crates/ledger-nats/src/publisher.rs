@@ -7,6 +7,12 @@
 //! also fences out a publisher that lost its lease. After a crash the new holder resumes
 //! from the checkpoint; what was published after it is published again and dropped by
 //! JetStream's duplicate window, so each event is in the stream once.
+//!
+//! A stored event that cannot be read back (a corrupt or legacy row) is not published:
+//! it is logged with its id and cursor, counted (`ledger_events_unpublishable_total`),
+//! recorded in the KV bucket under `publisher.unpublishable.{eventId}` before the
+//! checkpoint moves past it, and publication goes on with the next event. The operator's
+//! way out is in docs/operations.md.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +22,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv};
 use chrono::Utc;
 use ledger_domain::Event;
-use ledger_store::{EventStore, FeedCursor, RecordedEvent};
+use ledger_store::{EventStore, FeedCursor, RecordedEvent, StoreError, UndecodableEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::watch;
@@ -30,6 +36,8 @@ use crate::NatsSettings;
 pub const CHECKPOINT_KEY: &str = "publisher.checkpoint";
 /// The KV key of the publisher lease.
 pub const LEASE_KEY: &str = "publisher.lease";
+/// The KV keys of events skipped as unreadable: this prefix and the event id.
+pub const UNPUBLISHABLE_KEY_PREFIX: &str = "publisher.unpublishable.";
 /// A pause after a failed store read or publish, before trying again.
 pub const PUBLISH_ERROR_PAUSE_MS: u64 = 1_000;
 /// Credits whose last published version the publisher keeps in memory.
@@ -45,6 +53,23 @@ pub struct Checkpoint {
     pub cursor: String,
     pub event_id: Option<Uuid>,
     pub updated_at: String,
+    pub holder: String,
+}
+
+/// What the KV bucket keeps of an event the publisher skipped because it cannot be read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Unpublishable {
+    pub event_id: Uuid,
+    pub site_id: Uuid,
+    pub billing_credit_id: Uuid,
+    pub version: u64,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// Its feed cursor (`FeedCursor::encode`).
+    pub cursor: String,
+    pub reason: String,
+    pub skipped_at: String,
     pub holder: String,
 }
 
@@ -243,7 +268,7 @@ impl Publisher {
             return Step::Idle;
         }
         let mut failed = false;
-        for event in &page.events {
+        for stored in &page.events {
             if lease.renew_due() {
                 if let Ok(false) = lease.renew().await {
                     return Step::Lost;
@@ -252,6 +277,17 @@ impl Publisher {
             if !lease.is_valid() {
                 return Step::Lost;
             }
+            let event = match stored {
+                Ok(event) => event,
+                Err(undecodable) => {
+                    if let Err(e) = self.skip(undecodable, position).await {
+                        tracing::warn!(error = %e, event_id = %undecodable.event_id, "recording an unpublishable event failed; retrying from it");
+                        failed = true;
+                        break;
+                    }
+                    continue;
+                }
+            };
             if !position.published_early.remove(&event.event_id) {
                 let result = match self.predecessors_ahead(event, position).await {
                     Ok(ahead) => {
@@ -281,6 +317,42 @@ impl Publisher {
         }
     }
 
+    /// Passes an event that cannot be read: reported, and recorded in the KV bucket
+    /// before the checkpoint can move past it, so the skip is never silent.
+    async fn skip(&self, undecodable: &UndecodableEvent, position: &mut Position) -> Result<(), async_nats::Error> {
+        let record = Unpublishable {
+            event_id: undecodable.event_id,
+            site_id: undecodable.site_id,
+            billing_credit_id: undecodable.billing_credit_id,
+            version: undecodable.version,
+            event_type: undecodable.event_type.clone(),
+            cursor: undecodable.cursor.encode(),
+            reason: undecodable.reason.clone(),
+            skipped_at: wire::format_timestamp(&Utc::now()),
+            holder: self.settings.instance_id.clone(),
+        };
+        let key = format!("{UNPUBLISHABLE_KEY_PREFIX}{}", undecodable.event_id);
+        self.kv.put(key, serde_json::to_vec(&record).expect("records serialize").into()).await?;
+        tracing::error!(
+            event_id = %undecodable.event_id,
+            cursor = %record.cursor,
+            site_id = %undecodable.site_id,
+            billing_credit_id = %undecodable.billing_credit_id,
+            version = undecodable.version,
+            reason = %undecodable.reason,
+            "a stored event cannot be read: not published, skipped (see docs/operations.md)"
+        );
+        metrics::counter!("ledger_events_unpublishable_total").increment(1);
+        // Its credit's later versions must not wait for it.
+        let key = (undecodable.site_id, undecodable.billing_credit_id);
+        let known = position.published_versions.get(&key).copied().unwrap_or(0);
+        position.published_versions.insert(key, known.max(undecodable.version));
+        position.cursor = undecodable.cursor;
+        position.last_event = Some(undecodable.event_id);
+        position.dirty = true;
+        Ok(())
+    }
+
     /// The events of `event`'s credit that precede it but come after it in the feed,
     /// oldest first. The feed is ordered by commit; a credit's versions normally are
     /// too, but a transaction that took its xid before waiting for another's lock on
@@ -297,7 +369,13 @@ impl Publisher {
         let mut version = event.version;
         while version > known + 1 {
             version -= 1;
-            let previous = self.store.read_stream(event.site_id, event.billing_credit_id, version - 1, 1).await?;
+            let previous = match self.store.read_stream(event.site_id, event.billing_credit_id, version - 1, 1).await {
+                Ok(previous) => previous,
+                // Never publishable, and skipped where the feed holds it: look past it.
+                Err(StoreError::Undecodable(undecodable)) if undecodable.cursor > event.cursor => continue,
+                Err(StoreError::Undecodable(_)) => break,
+                Err(e) => return Err(e.into()),
+            };
             let Some(previous) = previous.into_iter().next() else { break };
             // Before it in the feed (so already published), or already published early:
             // and so is everything older (by induction on this rule).

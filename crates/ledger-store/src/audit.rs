@@ -85,14 +85,17 @@ impl<'a> EventScan<'a> {
         Self { store, site_id, after: None, done: false }
     }
 
-    async fn next_page(&mut self) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn next_page(&mut self) -> Result<Vec<StoredEvent>, StoreError> {
         if self.done {
             return Ok(vec![]);
         }
         let page = self.store.scan_events(self.site_id, self.after, SCAN_LIMIT_MAX).await?;
         self.done = page.len() < SCAN_LIMIT_MAX as usize;
         if let Some(last) = page.last() {
-            self.after = Some((last.site_id, last.billing_credit_id, last.version));
+            self.after = Some(match last {
+                Ok(e) => (e.site_id, e.billing_credit_id, e.version),
+                Err(u) => (u.site_id, u.billing_credit_id, u.version),
+            });
         }
         Ok(page)
     }
@@ -119,6 +122,8 @@ pub async fn replay(
     let mut page = scan.next_page().await?;
     while !page.is_empty() {
         for e in &page {
+            // The credit cannot be rebuilt without it: the operator repairs the row first.
+            let e = e.as_ref().map_err(|u| StoreError::Undecodable(Box::new(u.clone())))?;
             let key = (e.site_id, e.billing_credit_id);
             if current.as_ref().is_none_or(|f| f.key != key) {
                 if let Some(done) = current.replace(StreamFold::new(key)) {
@@ -217,7 +222,10 @@ pub async fn verify(
         let page = scan.next_page().await?;
         let last_page = page.is_empty();
         for e in &page {
-            let key = (e.site_id, e.billing_credit_id);
+            let key = match e {
+                Ok(e) => (e.site_id, e.billing_credit_id),
+                Err(u) => (u.site_id, u.billing_credit_id),
+            };
             if current.as_ref().is_none_or(|f| f.key != key) {
                 if let Some(done) = current.replace(StreamFold::new(key)) {
                     compare(&mut report, &mut projections, done, broken_stream).await?;
@@ -225,6 +233,17 @@ pub async fn verify(
                 broken_stream = false;
             }
             let fold = current.as_mut().expect("set above");
+            let e = match e {
+                Ok(e) => e,
+                Err(undecodable) => {
+                    // Each is named (each needs repairing); nothing after it can be
+                    // folded and checked, the fold needs every event.
+                    report.found(undecodable.to_string());
+                    broken_stream = true;
+                    report.events += 1;
+                    continue;
+                }
+            };
             if !broken_stream {
                 match fold.apply(e) {
                     Some(Flaw::Tampered(problem)) => report.found(problem),

@@ -103,11 +103,57 @@ impl FeedCursor {
     }
 }
 
-/// A slice of the feed and where to resume.
+/// A stored event whose row cannot be read back as an event (a corrupt or legacy
+/// payload, a schema version from the future): what its columns still tell, and why.
+/// Readers of many events get it in place of the event, so one bad row stops no one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UndecodableEvent {
+    pub cursor: FeedCursor,
+    pub event_id: Uuid,
+    pub site_id: Uuid,
+    pub billing_credit_id: Uuid,
+    pub version: u64,
+    pub event_type: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for UndecodableEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "event {} ({} version {} of credit {}, site {}, feed cursor {}) cannot be read: {}",
+            self.event_id,
+            self.event_type,
+            self.version,
+            self.billing_credit_id,
+            self.site_id,
+            self.cursor.encode(),
+            self.reason
+        )
+    }
+}
+
+/// One stored event, read back or not.
+pub type StoredEvent = Result<RecordedEvent, UndecodableEvent>;
+
+/// A slice of the feed and where to resume. An event that cannot be read is in its
+/// place as an [`UndecodableEvent`]: the reader decides to skip, report or stop.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeedPage {
-    pub events: Vec<RecordedEvent>,
+    pub events: Vec<StoredEvent>,
     pub next: FeedCursor,
+}
+
+/// Bounds on when the events a feed returns were recorded: `from` included, `to` excluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecordedWindow {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl RecordedWindow {
+    /// Every event, whenever recorded.
+    pub const ALL: RecordedWindow = RecordedWindow { from: None, to: None };
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

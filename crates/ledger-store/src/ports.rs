@@ -75,7 +75,8 @@ pub trait Reads: Send + Sync {
     /// The credit as its projection holds it, deleted or not.
     async fn load(&self, site_id: Uuid, billing_credit_id: Uuid) -> Result<Option<Credit>, StoreError>;
 
-    /// Events of one stream with version > `after_version`, oldest first.
+    /// Events of one stream with version > `after_version`, oldest first. An event
+    /// that cannot be read back fails the read with [`StoreError::Undecodable`].
     async fn read_stream(
         &self,
         site_id: Uuid,
@@ -94,19 +95,33 @@ pub trait Reads: Send + Sync {
 #[async_trait]
 pub trait Feed: Send + Sync {
     /// Events committed after `after`, in commit order, never skipping one that commits
-    /// late. All sites, or one.
-    async fn feed(&self, site_id: Option<Uuid>, after: FeedCursor, limit: u32) -> Result<FeedPage, StoreError>;
+    /// late. All sites, or one. An event that cannot be read back is in its place as an
+    /// [`UndecodableEvent`], so one bad row never stops the feed.
+    async fn feed(&self, site_id: Option<Uuid>, after: FeedCursor, limit: u32) -> Result<FeedPage, StoreError> {
+        self.feed_window(site_id, RecordedWindow::ALL, after, limit).await
+    }
+
+    /// Like [`feed`](Self::feed), only the events recorded within `window`, chosen by
+    /// the database.
+    async fn feed_window(
+        &self,
+        site_id: Option<Uuid>,
+        window: RecordedWindow,
+        after: FeedCursor,
+        limit: u32,
+    ) -> Result<FeedPage, StoreError>;
 }
 
 #[async_trait]
 pub trait Audit: Send + Sync {
-    /// Events in stream order (site, credit, version) after `after`, for replay and verify.
+    /// Events in stream order (site, credit, version) after `after`, for replay and
+    /// verify; one that cannot be read back is in its place, named.
     async fn scan_events(
         &self,
         site_id: Option<Uuid>,
         after: Option<StreamPosition>,
         limit: u32,
-    ) -> Result<Vec<RecordedEvent>, StoreError>;
+    ) -> Result<Vec<StoredEvent>, StoreError>;
 
     /// Projection rows (deleted or not) in (site, credit) order after `after`, with their last hash.
     async fn scan_projections(

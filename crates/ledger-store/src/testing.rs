@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use sqlx::{Connection, PgConnection};
+use sqlx::{Connection, PgConnection, SqliteConnection};
 use uuid::Uuid;
 
 use crate::ports::{Backend, EventStore};
@@ -79,6 +79,87 @@ impl Drop for TestDatabase {
             }
         }
     }
+}
+
+/// Replaces the stored payload of one event behind the store's back, as a legacy writer
+/// or a corrupted disk would: the append-only trigger is stepped around for this one
+/// UPDATE and put back.
+pub async fn overwrite_payload(db: &TestDatabase, event_id: Uuid, payload: &str) {
+    match db.backend {
+        Backend::Postgres => {
+            let mut conn = PgConnection::connect(&db.url).await.expect("connect");
+            let mut tx = conn.begin().await.expect("begin");
+            sqlx::query("ALTER TABLE events DISABLE TRIGGER events_no_update_or_delete")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            let updated = sqlx::query("UPDATE events SET payload = $1::json WHERE event_id = $2")
+                .bind(payload)
+                .bind(event_id)
+                .execute(&mut *tx)
+                .await
+                .expect("overwrite the payload");
+            assert_eq!(updated.rows_affected(), 1, "event {event_id} is stored");
+            sqlx::query("ALTER TABLE events ENABLE TRIGGER events_no_update_or_delete")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            tx.commit().await.expect("commit");
+        }
+        Backend::Sqlite => {
+            let mut conn = SqliteConnection::connect(&db.url).await.expect("connect");
+            let mut tx = conn.begin().await.expect("begin");
+            let trigger: String = sqlx::query_scalar(
+                "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'events_no_update'",
+            )
+            .fetch_one(&mut *tx)
+            .await
+            .expect("the append-only trigger");
+            sqlx::query("DROP TRIGGER events_no_update").execute(&mut *tx).await.unwrap();
+            let updated = sqlx::query("UPDATE events SET payload = ? WHERE event_id = ?")
+                .bind(payload)
+                .bind(event_id)
+                .execute(&mut *tx)
+                .await
+                .expect("overwrite the payload");
+            assert_eq!(updated.rows_affected(), 1, "event {event_id} is stored");
+            sqlx::query(&trigger).execute(&mut *tx).await.unwrap();
+            tx.commit().await.expect("commit");
+        }
+    }
+}
+
+/// The stored payload of one event, as text.
+pub async fn stored_payload(db: &TestDatabase, event_id: Uuid) -> String {
+    match db.backend {
+        Backend::Postgres => {
+            let mut conn = PgConnection::connect(&db.url).await.expect("connect");
+            sqlx::query_scalar("SELECT payload::text FROM events WHERE event_id = $1")
+                .bind(event_id)
+                .fetch_one(&mut conn)
+                .await
+                .expect("stored event")
+        }
+        Backend::Sqlite => {
+            let mut conn = SqliteConnection::connect(&db.url).await.expect("connect");
+            sqlx::query_scalar("SELECT payload FROM events WHERE event_id = ?")
+                .bind(event_id)
+                .fetch_one(&mut conn)
+                .await
+                .expect("stored event")
+        }
+    }
+}
+
+/// A payload with its `details.extensions` (an event that carries details:
+/// CreditIssued, CreditDetailsChanged) nested `depth` objects deep: past serde_json's
+/// recursion limit of 128, no reader can decode it, as a legacy row written before the
+/// wire's depth limit might be.
+pub fn nested_extensions(payload: &str, depth: usize) -> String {
+    let mut value: serde_json::Value = serde_json::from_str(payload).expect("a JSON payload");
+    value["details"]["extensions"] = serde_json::Value::String("@nested@".into());
+    let nested = format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth));
+    value.to_string().replace("\"@nested@\"", &nested)
 }
 
 /// Runs each listed `async fn(Backend)` test once per backend:

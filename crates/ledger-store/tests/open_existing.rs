@@ -32,3 +32,35 @@ async fn a_database_without_the_ledger_schema_is_refused_on_both_backends() {
         assert!(open(&db.url, 2, Access::Existing).await.is_ok(), "{backend:?}: a migrated ledger opens");
     }
 }
+
+/// An operator reading the error learns where the store looked and what went wrong,
+/// not that a pool timed out.
+#[tokio::test]
+async fn an_unreachable_postgres_is_named_with_host_port_and_cause() {
+    let started = std::time::Instant::now();
+    for access in [Access::Serve, Access::Existing] {
+        match open("postgres://postgres@127.0.0.1:1/x?connect_timeout=2", 2, access).await {
+            Err(e @ StoreError::Unreachable(_)) => {
+                assert_eq!(e.to_string(), "cannot reach PostgreSQL at 127.0.0.1:1 (connection refused)");
+                assert!(e.is_transient(), "a database may come back");
+            }
+            Err(other) => panic!("{access:?}: expected the place and the cause, got {other}"),
+            Ok(_) => panic!("nothing listens on port 1"),
+        }
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(4), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn an_unknown_url_scheme_names_the_supported_ones() {
+    for url in ["mysql://root:secret@db:3306/ledger", "foo"] {
+        match open(url, 2, Access::Serve).await {
+            Err(StoreError::Config(message)) => {
+                assert!(message.contains("postgres://") && message.contains("sqlite://"), "{message}");
+                assert!(!message.contains("secret"), "a password is never repeated: {message}");
+            }
+            Err(other) => panic!("{url}: expected a configuration error, got {other}"),
+            Ok(_) => panic!("{url} is not a ledger URL"),
+        }
+    }
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use ledger_http::dto::LedgerEvent;
-use ledger_store::{audit, FeedCursor, READ_LIMIT_MAX};
+use ledger_store::{audit, FeedCursor, RecordedWindow, READ_LIMIT_MAX};
 use uuid::Uuid;
 
 use crate::cli::{Common, ExportArgs, ReplayArgs};
@@ -75,25 +75,33 @@ struct ExportLine {
     payload: serde_json::Value,
 }
 
+/// Writes the site's events recorded within the window (chosen by the database), oldest
+/// first. An event that cannot be read is named on stderr and the export ends in an
+/// error after writing every other event, so the gap is never silent.
 pub async fn export(common: &Common, args: &ExportArgs) -> anyhow::Result<()> {
     let store = open_existing(common).await?;
     let bar = spinner("export");
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let (mut cursor, mut written) = (FeedCursor::START, 0u64);
+    let window = RecordedWindow { from: args.from, to: args.to };
+    let (mut cursor, mut written, mut unreadable) = (FeedCursor::START, 0u64, 0u64);
     loop {
-        let page = store.feed(Some(args.site), cursor, READ_LIMIT_MAX).await?;
+        let page = store.feed_window(Some(args.site), window, cursor, READ_LIMIT_MAX).await?;
         if page.events.is_empty() {
             break;
         }
-        for e in &page.events {
-            let in_range =
-                args.from.is_none_or(|from| e.recorded_at >= from) && args.to.is_none_or(|to| e.recorded_at < to);
-            if in_range {
-                let line = ExportLine { event: LedgerEvent::from(e), payload: e.event.payload() };
-                serde_json::to_writer(&mut out, &line)?;
-                out.write_all(b"\n")?;
-                written += 1;
+        for stored in &page.events {
+            match stored {
+                Ok(e) => {
+                    let line = ExportLine { event: LedgerEvent::from(e), payload: e.event.payload() };
+                    serde_json::to_writer(&mut out, &line)?;
+                    out.write_all(b"\n")?;
+                    written += 1;
+                }
+                Err(undecodable) => {
+                    bar.suspend(|| eprintln!("UNREADABLE {undecodable}"));
+                    unreadable += 1;
+                }
             }
         }
         cursor = page.next;
@@ -102,5 +110,8 @@ pub async fn export(common: &Common, args: &ExportArgs) -> anyhow::Result<()> {
     out.flush()?;
     bar.finish_and_clear();
     eprintln!("exported {written} events of site {}", args.site);
+    if unreadable > 0 {
+        anyhow::bail!("{unreadable} events could not be read and are not in the export (named above)");
+    }
     Ok(())
 }

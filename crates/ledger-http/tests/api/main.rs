@@ -8,6 +8,7 @@ mod helpers;
 mod ledger;
 mod list;
 mod ops;
+mod poison;
 mod seed;
 mod strict;
 mod transport;

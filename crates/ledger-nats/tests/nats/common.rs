@@ -195,7 +195,7 @@ pub async fn whole_feed(store: &dyn EventStore) -> Vec<RecordedEvent> {
             return all;
         }
         cursor = page.next;
-        all.extend(page.events);
+        all.extend(page.events.into_iter().map(|e| e.expect("readable")));
     }
 }
 

@@ -69,7 +69,7 @@ async fn site_feed(store: &dyn EventStore, site: Uuid) -> Vec<RecordedEvent> {
             return all;
         }
         cursor = page.next;
-        all.extend(page.events);
+        all.extend(page.events.into_iter().map(|e| e.expect("readable")));
     }
 }
 

@@ -5,5 +5,6 @@ mod common;
 mod exactly_once;
 mod faults;
 mod feed_agreement;
+mod poison;
 mod rejections;
 mod strict;

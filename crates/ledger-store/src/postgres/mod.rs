@@ -9,14 +9,15 @@
 mod counts;
 mod rebuild;
 
+use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ledger_domain::Credit;
 use rust_decimal::Decimal;
-use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow, Postgres};
-use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow, Postgres};
+use sqlx::{ConnectOptions, Connection, Row};
 use uuid::Uuid;
 
 use crate::error::StoreError;
@@ -32,14 +33,81 @@ pub(crate) const GROUP_WRITERS: usize = 2;
 pub(crate) struct PgDialect;
 
 /// Opens a pool on the database `url` names; reads and writes share it.
+///
+/// One connection is made first, on its own: a pool retries until its acquire timeout
+/// and then only says it timed out, where an operator needs the host, the port and the
+/// cause. libpq's `connect_timeout` (seconds) bounds it; the default is ACQUIRE_TIMEOUT_MS.
 pub(crate) async fn open(url: &str, max_connections: u32) -> Result<SqlStore<PgDialect>, StoreError> {
+    let (url, connect_timeout) = take_connect_timeout(url)?;
+    let options = PgConnectOptions::from_str(&url)
+        .map_err(|e| StoreError::Config(format!("the PostgreSQL URL cannot be read: {e}")))?;
+    let timeout = connect_timeout.unwrap_or(Duration::from_millis(ACQUIRE_TIMEOUT_MS));
+    let unreachable = |cause: String| {
+        let place = match options.get_socket() {
+            Some(socket) => format!("{}", socket.display()),
+            None => format!("{}:{}", options.get_host(), options.get_port()),
+        };
+        StoreError::Unreachable(format!("cannot reach PostgreSQL at {place} ({cause})"))
+    };
+    match tokio::time::timeout(timeout, options.connect()).await {
+        Err(_) => return Err(unreachable(format!("no answer within {} ms", timeout.as_millis()))),
+        Ok(Err(e)) => return Err(refused_connection(e, unreachable)),
+        Ok(Ok(probe)) => {
+            let _ = probe.close().await;
+        }
+    }
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_millis(ACQUIRE_TIMEOUT_MS))
-        .connect(url)
+        .acquire_timeout(timeout.max(Duration::from_millis(ACQUIRE_TIMEOUT_MS)))
+        .connect_with(options)
         .await
         .map_err(StoreError::from_sqlx)?;
     Ok(SqlStore::new(PgDialect, pool.clone(), pool))
+}
+
+/// Why the first connection failed, in an operator's words: the network (unreachable,
+/// with the cause), or the server refusing us (a wrong password, an unknown database,
+/// a TLS setting), which it says itself.
+fn refused_connection(e: sqlx::Error, unreachable: impl Fn(String) -> StoreError) -> StoreError {
+    match e {
+        sqlx::Error::Io(io) => unreachable(match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+            std::io::ErrorKind::TimedOut => "timed out".into(),
+            _ => io.to_string(),
+        }),
+        sqlx::Error::Tls(tls) => unreachable(format!("TLS: {tls}")),
+        // Starting up, shutting down, out of connection slots: it may take us later.
+        sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("57P0") || c.starts_with("53")) => {
+            unreachable(db.message().to_string())
+        }
+        sqlx::Error::Database(db) => StoreError::Config(format!("PostgreSQL refused the connection: {}", db.message())),
+        sqlx::Error::Configuration(e) => StoreError::Config(format!("the PostgreSQL URL cannot be used: {e}")),
+        other => unreachable(other.to_string()),
+    }
+}
+
+/// The URL without libpq's `connect_timeout` parameter (sqlx does not know it), and its
+/// value.
+fn take_connect_timeout(url: &str) -> Result<(String, Option<Duration>), StoreError> {
+    let Some((base, query)) = url.split_once('?') else { return Ok((url.to_string(), None)) };
+    let mut timeout = None;
+    let mut kept = vec![];
+    for pair in query.split('&') {
+        match pair.strip_prefix("connect_timeout=") {
+            Some(seconds) => {
+                let seconds: u64 = seconds.parse().map_err(|_| {
+                    StoreError::Config(format!("connect_timeout={seconds:?} is not a number of seconds"))
+                })?;
+                // Zero is libpq's "no limit"; here it keeps the default.
+                timeout = (seconds > 0).then(|| Duration::from_secs(seconds));
+            }
+            None => kept.push(pair),
+        }
+    }
+    Ok(match kept.is_empty() {
+        true => (base.to_string(), timeout),
+        false => (format!("{base}?{}", kept.join("&")), timeout),
+    })
 }
 
 #[async_trait]

@@ -263,8 +263,12 @@ impl Rebuild {
             };
             let event_type: &str = row.get("event_type");
             let schema_version: i16 = row.get("schema_version");
-            let event = read_stored(event_type, schema_version as u16, row.get("payload"))
-                .map_err(|e| StoreError::Corrupt(format!("event {}: {e}", position.event_id)))?;
+            let event = read_stored(event_type, schema_version as u16, row.get("payload")).map_err(|e| {
+                StoreError::Corrupt(format!(
+                    "event {} ({event_type} version {} of credit {}, site {}) cannot be read: {e}",
+                    position.event_id, position.version, position.billing_credit_id, position.site_id
+                ))
+            })?;
             let key = (position.site_id, position.billing_credit_id);
             if !folds.contains_key(&key) && folds.len() == credits_max {
                 progress(events_before);

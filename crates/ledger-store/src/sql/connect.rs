@@ -36,7 +36,14 @@ pub async fn open(url: &str, max_connections: u32, access: Access) -> Result<Arc
         let store = sqlite::open(url, max_connections, create).await?;
         finish(store, access, sqlite::GROUP_WRITERS).await
     } else {
-        Err(StoreError::Config(format!("unsupported database URL scheme in {url:?}: use postgres:// or sqlite://")))
+        // Only the scheme is shown: the rest of a URL may hold a password.
+        let given = match url.split_once("://") {
+            Some((scheme, _)) => format!("the scheme {scheme:?}"),
+            None => "a URL without a scheme".into(),
+        };
+        Err(StoreError::Config(format!(
+            "unsupported database URL ({given}): the supported schemes are postgres://, postgresql:// and sqlite://"
+        )))
     }
 }
 

@@ -49,7 +49,7 @@ pub(crate) fn push_where<D: Dialect>(q: &mut Sql<D>, site_id: Uuid, filter: &Cre
     }
 }
 
-/// `SELECT <state> FROM billing_credits` for one page of `query`: filtered, sorted (the
+/// `SELECT <state>, billing_credit_id FROM billing_credits` for one page of `query`: filtered, sorted (the
 /// id breaks ties, so pages never overlap or skip rows that share a sort value), limited
 /// and offset.
 ///
@@ -63,7 +63,7 @@ pub(crate) fn page_select<D: Dialect>(site_id: Uuid, query: &ListQuery) -> Sql<D
     let col = query.sort_by.column();
     let state = D::STATE_COLUMN;
     if !query.sort_by.nullable() {
-        let mut q = Sql::new(format!("SELECT {state} FROM billing_credits"));
+        let mut q = Sql::new(format!("SELECT {state}, billing_credit_id FROM billing_credits"));
         push_where(&mut q, site_id, &query.filter);
         q.push(format_args!(" ORDER BY {col} {dir}, billing_credit_id {dir}"));
         push_limit(&mut q, query.page_size, query.offset());
@@ -71,7 +71,7 @@ pub(crate) fn page_select<D: Dialect>(site_id: Uuid, query: &ListQuery) -> Sql<D
     }
     let end_of_page = query.offset() + i64::from(query.page_size);
     let mut q = Sql::new(format!(
-        "SELECT {state} FROM (SELECT * FROM (SELECT state, {col}, billing_credit_id, 0 AS undated FROM billing_credits"
+        "SELECT {state}, billing_credit_id FROM (SELECT * FROM (SELECT state, {col}, billing_credit_id, 0 AS undated FROM billing_credits"
     ));
     push_where(&mut q, site_id, &query.filter);
     q.push(format_args!(" AND {col} IS NOT NULL ORDER BY {col} {dir}, billing_credit_id {dir} LIMIT "))

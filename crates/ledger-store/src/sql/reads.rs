@@ -22,7 +22,7 @@ impl<D: Dialect> Reads for SqlStore<D> {
         let mut q = Sql::<D>::new(format!("SELECT {} FROM billing_credits WHERE site_id = ", D::STATE_COLUMN));
         q.uuid(site_id).push(" AND billing_credit_id = ").uuid(billing_credit_id);
         let row = q.fetch_optional(&mut *self.read_conn().await?).await.map_err(StoreError::from_sqlx)?;
-        row.as_ref().map(rows::state::<D>).transpose()
+        row.as_ref().map(rows::state::<D>).transpose().map_err(|e| rows::of_credit(e, site_id, billing_credit_id))
     }
 
     async fn read_stream(
@@ -55,7 +55,7 @@ impl<D: Dialect> Reads for SqlStore<D> {
             }
         };
         let rows = page_select::<D>(site_id, query).fetch_all(&mut conn).await.map_err(StoreError::from_sqlx)?;
-        let credits = rows.iter().map(rows::state::<D>).collect::<Result<_, _>>()?;
+        let credits = rows.iter().map(|row| rows::listed_state::<D>(row, Some(site_id))).collect::<Result<_, _>>()?;
         Ok(CreditPage { credits, total })
     }
 
@@ -72,16 +72,28 @@ impl<D: Dialect> Reads for SqlStore<D> {
 
 #[async_trait]
 impl<D: Dialect> Feed for SqlStore<D> {
-    async fn feed(&self, site_id: Option<Uuid>, after: FeedCursor, limit: u32) -> Result<FeedPage, StoreError> {
+    async fn feed_window(
+        &self,
+        site_id: Option<Uuid>,
+        window: RecordedWindow,
+        after: FeedCursor,
+        limit: u32,
+    ) -> Result<FeedPage, StoreError> {
         let mut q = Sql::<D>::new(format!("SELECT {} FROM events WHERE ", D::EVENT_COLUMNS));
         if let Some(site_id) = site_id {
             q.push("site_id = ").uuid(site_id).push(" AND ");
         }
+        if let Some(from) = window.from {
+            q.push("recorded_at >= ").time(from).push(" AND ");
+        }
+        if let Some(to) = window.to {
+            q.push("recorded_at < ").time(to).push(" AND ");
+        }
         q.pieces(D::feed_after(after));
         q.push(" LIMIT ").i64(i64::from(limit.min(READ_LIMIT_MAX)));
-        let events =
-            rows::events::<D>(&q.fetch_all(&mut *self.read_conn().await?).await.map_err(StoreError::from_sqlx)?)?;
-        let next = events.last().map_or(after, |e| e.cursor);
+        let rows = q.fetch_all(&mut *self.read_conn().await?).await.map_err(StoreError::from_sqlx)?;
+        let events = rows::stored_events::<D>(&rows)?;
+        let next = events.last().map_or(after, |e| e.as_ref().map_or_else(|u| u.cursor, |e| e.cursor));
         Ok(FeedPage { events, next })
     }
 }
@@ -101,7 +113,7 @@ impl<D: Dialect> Audit for SqlStore<D> {
         site_id: Option<Uuid>,
         after: Option<StreamPosition>,
         limit: u32,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let mut q = Sql::<D>::new(format!("SELECT {} FROM events", D::EVENT_COLUMNS));
         push_site(&mut q, site_id);
         if let Some((site, credit, version)) = after {
@@ -114,7 +126,7 @@ impl<D: Dialect> Audit for SqlStore<D> {
                 .push(")");
         }
         q.push(" ORDER BY site_id, billing_credit_id, version LIMIT ").i64(i64::from(limit.min(SCAN_LIMIT_MAX)));
-        rows::events::<D>(&q.fetch_all(&mut *self.read_conn().await?).await.map_err(StoreError::from_sqlx)?)
+        rows::stored_events::<D>(&q.fetch_all(&mut *self.read_conn().await?).await.map_err(StoreError::from_sqlx)?)
     }
 
     async fn scan_projections(
@@ -123,14 +135,17 @@ impl<D: Dialect> Audit for SqlStore<D> {
         after: Option<(Uuid, Uuid)>,
         limit: u32,
     ) -> Result<Vec<(Credit, [u8; 32])>, StoreError> {
-        let mut q = Sql::<D>::new(format!("SELECT {}, last_hash FROM billing_credits", D::STATE_COLUMN));
+        let mut q = Sql::<D>::new(format!(
+            "SELECT {}, site_id, billing_credit_id, last_hash FROM billing_credits",
+            D::STATE_COLUMN
+        ));
         push_site(&mut q, site_id);
         if let Some((site, credit)) = after {
             q.push(" AND (site_id, billing_credit_id) > (").uuid(site).push(", ").uuid(credit).push(")");
         }
         q.push(" ORDER BY site_id, billing_credit_id LIMIT ").i64(i64::from(limit.min(SCAN_LIMIT_MAX)));
         let rows = q.fetch_all(&mut *self.read_conn().await?).await.map_err(StoreError::from_sqlx)?;
-        rows.iter().map(|row| Ok((rows::state::<D>(row)?, rows::hash::<D>(row, "last_hash")?))).collect()
+        rows.iter().map(|row| Ok((rows::listed_state::<D>(row, None)?, rows::hash::<D>(row, "last_hash")?))).collect()
     }
 
     async fn put_projections(&self, rows: Vec<(Credit, [u8; 32])>) -> Result<(), StoreError> {

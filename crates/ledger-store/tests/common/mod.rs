@@ -84,7 +84,7 @@ pub async fn drain_feed(store: &Arc<dyn EventStore>, site: Option<Uuid>, expecte
         if page.events.is_empty() {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        seen.extend(page.events);
+        seen.extend(page.events.into_iter().map(|e| e.expect("readable")));
         cursor = page.next;
     }
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
