@@ -192,12 +192,16 @@ mod tests {
     fn a_spent_credit_does_not_set_the_next_expiry() {
         let credits = [credit(CreditType::Quantity, "visit", 5, 5, Some(10))];
         let line = &balance(&credits, &BalanceFilter::default(), day(5), Duration::days(30))[0];
-        assert_eq!((line.remaining_amount, line.expiring_amount, line.next_expiry), (Decimal::ZERO, Decimal::ZERO, None));
+        assert_eq!(
+            (line.remaining_amount, line.expiring_amount, line.next_expiry),
+            (Decimal::ZERO, Decimal::ZERO, None)
+        );
     }
 
     #[test]
     fn the_filter_narrows_the_credits_summed() {
-        let credits = [credit(CreditType::Quantity, "visit", 5, 0, None), credit(CreditType::Monetary, "USD", 9, 0, None)];
+        let credits =
+            [credit(CreditType::Quantity, "visit", 5, 0, None), credit(CreditType::Monetary, "USD", 9, 0, None)];
         let usd = BalanceFilter { unit_code: Some("USD".into()), ..Default::default() };
         let lines = balance(&credits, &usd, day(5), Duration::days(30));
         assert_eq!(lines.len(), 1);

@@ -86,7 +86,10 @@ async fn balance_sums_a_members_spendable_credits(backend: Backend) {
     let lines = now["data"].as_array().unwrap();
     assert_eq!(lines.len(), 2, "one line per type and unit: {now}");
     let (usd, visit) = (&lines[0], &lines[1]);
-    assert_eq!((&usd["creditType"], &usd["unit"], &usd["remainingAmount"]), (&json!("monetary"), &json!("USD"), &json!(100)));
+    assert_eq!(
+        (&usd["creditType"], &usd["unit"], &usd["remainingAmount"]),
+        (&json!("monetary"), &json!("USD"), &json!(100))
+    );
     assert_eq!(visit["creditType"], "quantity");
     assert_eq!(visit["unit"], "visit");
     assert_eq!(visit["totalAmount"], 8, "inactive, expired, deleted, unstarted and others' credits do not count");
@@ -104,7 +107,8 @@ async fn balance_sums_a_members_spendable_credits(backend: Backend) {
     assert_eq!(dollars["data"][0]["unit"], "USD");
     let visits_only = balance(&app, &format!("wellnessPlanMembershipId={member}&creditType=quantity")).await;
     assert_eq!(visits_only["data"].as_array().unwrap().len(), 1);
-    let other_plan = balance(&app, &format!("wellnessPlanMembershipId={member}&wellnessPlanId={}", Uuid::new_v4())).await;
+    let other_plan =
+        balance(&app, &format!("wellnessPlanMembershipId={member}&wellnessPlanId={}", Uuid::new_v4())).await;
     assert_eq!(other_plan["data"], json!([]));
 
     let as_of = before_use.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -132,9 +136,18 @@ async fn balance_refuses_what_it_cannot_answer(backend: Backend) {
     assert_problem(refused(bad_instant).await, 400, "asOf", "invalid-instant").await;
     let window = format!("wellnessPlanMembershipId={member}&expiringWithinDays=99999");
     assert_problem(refused(window).await, 400, "expiringWithinDays", "range").await;
-    assert_problem(refused(format!("wellnessPlanMembershipId={member}&colour=red")).await, 400, "colour", "unknown-parameter")
-        .await;
-    let other_site = format!("{}/site/{}/ahds/v1/billing-credit-balance?wellnessPlanMembershipId={member}", app.base, Uuid::new_v4());
+    assert_problem(
+        refused(format!("wellnessPlanMembershipId={member}&colour=red")).await,
+        400,
+        "colour",
+        "unknown-parameter",
+    )
+    .await;
+    let other_site = format!(
+        "{}/site/{}/ahds/v1/billing-credit-balance?wellnessPlanMembershipId={member}",
+        app.base,
+        Uuid::new_v4()
+    );
     assert_eq!(app.request(Method::GET, &other_site).send().await.unwrap().status(), 403);
 }
 
@@ -171,7 +184,10 @@ fn sums_of_credits(credits: &[Value], at: DateTime<Utc>) -> Sums {
 fn sums_of_balance(balance: &Value) -> Sums {
     let mut sums = Sums::new();
     for line in balance["data"].as_array().unwrap() {
-        assert_eq!(d(&line["remainingAmount"]), d(&line["totalAmount"]) - d(&line["usedAmount"]) - d(&line["wastedAmount"]));
+        assert_eq!(
+            d(&line["remainingAmount"]),
+            d(&line["totalAmount"]) - d(&line["usedAmount"]) - d(&line["wastedAmount"])
+        );
         let count = line["creditCount"].as_u64().unwrap() as u32;
         let sums_line = (d(&line["totalAmount"]), d(&line["usedAmount"]), d(&line["wastedAmount"]), count);
         sums.insert(line["unit"].as_str().unwrap().to_string(), sums_line);
@@ -209,7 +225,13 @@ async fn balance_agrees_with_the_credits_after_random_commands(backend: Backend)
             3 => {
                 let active = rng.below(2) == 0;
                 let url = app.credit_url(id);
-                app.request(Method::PATCH, &url).json(&json!({ "isActive": active })).send().await.unwrap().status().as_u16()
+                app.request(Method::PATCH, &url)
+                    .json(&json!({ "isActive": active }))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
             }
             _ => op(&app, id, "expire", json!({})).await,
         };
@@ -238,7 +260,8 @@ async fn balance_agrees_with_the_credits_after_random_commands(backend: Backend)
                 then.push(app.request(Method::GET, &url).send().await.unwrap().json::<Value>().await.unwrap());
             }
             let expected = sums_of_credits(&then, *at);
-            let got = sums_of_balance(&balance(&app, &format!("wellnessPlanMembershipId={member}&asOf={at_text}")).await);
+            let got =
+                sums_of_balance(&balance(&app, &format!("wellnessPlanMembershipId={member}&asOf={at_text}")).await);
             assert_eq!(got, expected, "seed {SEED:#x}, member {m}, asOf {at_text}");
         }
     }
