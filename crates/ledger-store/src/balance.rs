@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::history;
+use crate::model::Tombstones;
 use crate::ports::Reads;
 
 /// The most credits one member's balance sums. A member with more is refused rather than
@@ -29,7 +30,9 @@ pub async fn member_credits(
     membership_id: Uuid,
     as_of: Option<DateTime<Utc>>,
 ) -> Result<Vec<Credit>, MemberCreditsError> {
-    let ids = store.membership_credit_ids(site_id, membership_id).await?;
+    // Now, the live credits; as of a past instant, also those deleted since.
+    let tombstones = if as_of.is_some() { Tombstones::Included } else { Tombstones::Excluded };
+    let ids = store.membership_credit_ids(site_id, membership_id, tombstones).await?;
     if ids.len() > MEMBER_CREDITS_MAX {
         return Err(MemberCreditsError::TooMany);
     }

@@ -6,7 +6,7 @@ use ledger_domain::{decide, decide_consume, Allocation, Command, ConsumeRequest,
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::model::{CommandMeta, Committed};
+use crate::model::{CommandMeta, Committed, Tombstones};
 use crate::ports::{Commands, Execution, Reads};
 
 /// One command on one credit, judged at `meta.occurred_at`. With `expected_version`
@@ -77,7 +77,7 @@ pub async fn consume_candidates(
     site_id: Uuid,
     membership_id: Uuid,
 ) -> Result<Vec<Uuid>, StoreError> {
-    let mut ids = store.membership_credit_ids(site_id, membership_id).await?;
+    let mut ids = store.membership_credit_ids(site_id, membership_id, Tombstones::Excluded).await?;
     ids.truncate(ledger_domain::consume::CONSUME_CREDITS_MAX);
     Ok(ids)
 }

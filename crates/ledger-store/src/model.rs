@@ -330,3 +330,10 @@ pub const SCAN_LIMIT_MAX: u32 = 10_000;
 
 /// Projection rows per batch a replay writes.
 pub const PROJECTION_BATCH_MAX: usize = 500;
+
+/// Whether a read of credits includes the deleted ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tombstones {
+    Excluded,
+    Included,
+}

@@ -88,8 +88,15 @@ pub trait Reads: Send + Sync {
     /// One page of a site's live (not deleted) credits.
     async fn list(&self, site_id: Uuid, query: &ListQuery) -> Result<CreditPage, StoreError>;
 
-    /// Ids of the live credits of one membership in a site, oldest first.
-    async fn membership_credit_ids(&self, site_id: Uuid, membership_id: Uuid) -> Result<Vec<Uuid>, StoreError>;
+    /// Ids of the credits of one membership in a site, oldest first: the live ones, or
+    /// with `Tombstones::Included` the deleted ones too (a past instant may predate the
+    /// deletion).
+    async fn membership_credit_ids(
+        &self,
+        site_id: Uuid,
+        membership_id: Uuid,
+        tombstones: Tombstones,
+    ) -> Result<Vec<Uuid>, StoreError>;
 }
 
 #[async_trait]

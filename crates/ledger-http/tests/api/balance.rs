@@ -75,10 +75,13 @@ async fn balance_sums_a_members_spendable_credits(backend: Backend) {
     not_yet["startDate"] = json!("2999-01-01");
     create(&app, not_yet).await;
 
+    let deleted_later = create(&app, member_credit(member, 2, "visit")).await;
+
     tokio::time::sleep(Duration::from_millis(5)).await;
     let before_use = Utc::now();
     tokio::time::sleep(Duration::from_millis(5)).await;
     assert_eq!(op(&app, &open_ended, "use", json!({ "amount": 2, "reference": "visit-1" })).await, 200);
+    assert_eq!(app.request(Method::DELETE, &app.credit_url(&deleted_later)).send().await.unwrap().status(), 204);
 
     let now = balance(&app, &format!("wellnessPlanMembershipId={member}")).await;
     assert_eq!(now["wellnessPlanMembershipId"], json!(member));
@@ -114,8 +117,9 @@ async fn balance_sums_a_members_spendable_credits(backend: Backend) {
     let as_of = before_use.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let then = balance(&app, &format!("wellnessPlanMembershipId={member}&asOf={as_of}")).await;
     assert_eq!(then["asOf"], as_of);
-    assert_eq!(then["data"][1]["remainingAmount"], 8, "before the use: {then}");
+    assert_eq!(then["data"][1]["remainingAmount"], 10, "before the use and the later deletion: {then}");
     assert_eq!(then["data"][1]["usedAmount"], 0);
+    assert_eq!(then["data"][1]["creditCount"], 3, "a credit deleted since still counts as of before");
 }
 
 async fn balance_refuses_what_it_cannot_answer(backend: Backend) {

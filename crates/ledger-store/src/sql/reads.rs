@@ -59,12 +59,18 @@ impl<D: Dialect> Reads for SqlStore<D> {
         Ok(CreditPage { credits, total })
     }
 
-    async fn membership_credit_ids(&self, site_id: Uuid, membership_id: Uuid) -> Result<Vec<Uuid>, StoreError> {
+    async fn membership_credit_ids(
+        &self,
+        site_id: Uuid,
+        membership_id: Uuid,
+        tombstones: Tombstones,
+    ) -> Result<Vec<Uuid>, StoreError> {
         let mut q = Sql::<D>::new("SELECT billing_credit_id FROM billing_credits WHERE site_id = ");
-        q.uuid(site_id)
-            .push(" AND wellness_plan_membership_id = ")
-            .uuid(membership_id)
-            .push(" AND NOT deleted ORDER BY created_at, billing_credit_id");
+        q.uuid(site_id).push(" AND wellness_plan_membership_id = ").uuid(membership_id);
+        if tombstones == Tombstones::Excluded {
+            q.push(" AND NOT deleted");
+        }
+        q.push(" ORDER BY created_at, billing_credit_id");
         let rows = q.fetch_all(&mut *self.read_conn().await?).await.map_err(StoreError::from_sqlx)?;
         rows.iter().map(|r| D::Db::uuid(r, "billing_credit_id")).collect()
     }
