@@ -129,6 +129,29 @@ pub async fn overwrite_payload(db: &TestDatabase, event_id: Uuid, payload: &str)
     }
 }
 
+/// Gives the database a rule of its own that the service knows nothing of: an event whose
+/// payload mentions `word` is refused (a CHECK constraint on Postgres, a trigger on
+/// SQLite). What a command caused the database to refuse is then a rejection, not a fault.
+pub async fn refuse_payloads_mentioning(db: &TestDatabase, word: &str) {
+    assert!(word.chars().all(|c| c.is_ascii_alphanumeric()), "a plain word, quoted into SQL");
+    match db.backend {
+        Backend::Postgres => {
+            let mut conn = PgConnection::connect(&db.url).await.expect("connect");
+            let sql =
+                format!("ALTER TABLE events ADD CONSTRAINT refuse_{word} CHECK (strpos(payload::text, '{word}') = 0)");
+            sqlx::query(&sql).execute(&mut conn).await.expect("add the rule");
+        }
+        Backend::Sqlite => {
+            let mut conn = SqliteConnection::connect(&db.url).await.expect("connect");
+            let sql = format!(
+                "CREATE TRIGGER refuse_{word} BEFORE INSERT ON events WHEN instr(NEW.payload, '{word}') > 0 \
+                 BEGIN SELECT RAISE(ABORT, 'refuse_{word}: this payload is refused'); END"
+            );
+            sqlx::query(&sql).execute(&mut conn).await.expect("add the rule");
+        }
+    }
+}
+
 /// The stored payload of one event, as text.
 pub async fn stored_payload(db: &TestDatabase, event_id: Uuid) -> String {
     match db.backend {

@@ -27,25 +27,7 @@ async fn database_refusals_are_final_and_lock_timeouts_are_transient(backend: Ba
     let id = issue(&store, site, draft("5")).await;
 
     // The database refuses one reference: a rule of its own the service knows nothing of.
-    match backend {
-        Backend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-            sqlx::query("ALTER TABLE events ADD CONSTRAINT refuse_poison CHECK (strpos(payload::text, 'poison') = 0)")
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        }
-        Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-            sqlx::query(
-                "CREATE TRIGGER refuse_poison BEFORE INSERT ON events WHEN instr(NEW.payload, 'poison') > 0 \
-                 BEGIN SELECT RAISE(ABORT, 'refuse_poison: this reference is refused'); END",
-            )
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        }
-    }
+    ledger_store::testing::refuse_payloads_mentioning(&db, "poison").await;
     let refused = run(&store, site, id, spend("poison")).await.expect_err("the database refuses it");
     assert!(matches!(refused, StoreError::Database(_)), "{refused:?}");
     assert!(!refused.is_transient(), "a refusal fails the same way every time: {refused}");

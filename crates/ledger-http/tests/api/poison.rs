@@ -80,25 +80,7 @@ async fn a_database_refusal_is_a_500_and_a_busy_database_a_503(backend: Backend)
             .send()
     };
     // A rule of the database's own, unknown to the service: no event may mention "poison".
-    match backend {
-        Backend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
-            sqlx::query("ALTER TABLE events ADD CONSTRAINT refuse_poison CHECK (strpos(payload::text, 'poison') = 0)")
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        }
-        Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
-            sqlx::query(
-                "CREATE TRIGGER refuse_poison BEFORE INSERT ON events WHEN instr(NEW.payload, 'poison') > 0 \
-                 BEGIN SELECT RAISE(ABORT, 'refuse_poison'); END",
-            )
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        }
-    }
+    ledger_store::testing::refuse_payloads_mentioning(&app.db, "poison").await;
     let refused = spend("poison-1").await.unwrap();
     assert!(!refused.headers().contains_key("retry-after"), "retrying cannot help");
     assert_problem(refused, 500, "", "").await;

@@ -13,7 +13,6 @@ use ledger_store::testing::{nested_extensions, overwrite_payload, stored_payload
 use ledger_store::{commands, Backend, CommandMeta, EventStore, RecordedEvent};
 use rust_decimal::Decimal;
 use serde_json::json;
-use sqlx::Connection;
 use uuid::Uuid;
 
 use crate::common::Env;
@@ -116,7 +115,7 @@ async fn a_command_the_database_refuses_is_rejected_at_once(backend: Backend) {
     let env = Env::new("poison-command").await;
     let db = TestDatabase::new(backend).await;
     let store = db.store().await;
-    refuse_poison_references(&db).await;
+    ledger_store::testing::refuse_payloads_mentioning(&db, "poison").await;
     let mut settings = env.settings();
     settings.publish = false;
     let handle = ledger_nats::start(settings, store.clone()).await.expect("start");
@@ -155,27 +154,4 @@ async fn a_command_the_database_refuses_is_rejected_at_once(backend: Backend) {
     let now = store.load(site, credit).await.unwrap().expect("issued");
     assert_eq!((now.version, now.used_amount), (2, Decimal::from(2)), "the credit's next command applied");
     handle.shutdown().await.expect("graceful shutdown");
-}
-
-/// A rule of the database's own, unknown to the service: no event may mention "poison".
-async fn refuse_poison_references(db: &TestDatabase) {
-    match db.backend {
-        Backend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-            sqlx::query("ALTER TABLE events ADD CONSTRAINT refuse_poison CHECK (strpos(payload::text, 'poison') = 0)")
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        }
-        Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-            sqlx::query(
-                "CREATE TRIGGER refuse_poison BEFORE INSERT ON events WHEN instr(NEW.payload, 'poison') > 0 \
-                 BEGIN SELECT RAISE(ABORT, 'refuse_poison: this reference is refused'); END",
-            )
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        }
-    }
 }
