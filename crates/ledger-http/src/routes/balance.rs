@@ -10,7 +10,7 @@ use ledger_store::balance::{member_credits, MemberCreditsError};
 use super::query::{number, query_pairs, unknown, uuid};
 use crate::auth::{Read, SiteAccess};
 use crate::dto::{BalanceLineDto, MemberBalance};
-use crate::problem::{ApiError, ReadProblems};
+use crate::problem::{ApiError, Problem, ReadProblems};
 use crate::startup::AppState;
 use crate::wire;
 
@@ -34,6 +34,8 @@ pub const BALANCE_PATH: &str = "/site/{siteId}/ahds/v1/billing-credit-balance";
            ("expiringWithinDays" = Option<u32>, Query, minimum = 0, maximum = 3660, description = "Window of expiringAmount, default 30")),
     responses(
         (status = 200, body = MemberBalance),
+        (status = 409, description = "The member has more credits than a balance sums (1000)", body = Problem,
+         content_type = "application/problem+json"),
         ReadProblems,
     ),
     security(("bearer" = []))
