@@ -37,6 +37,7 @@ pub mod decide;
 pub mod error;
 pub mod event;
 pub mod money;
+pub mod statement;
 
 pub use balance::{balance, BalanceFilter, BalanceLine};
 pub use command::{Command, CreditDraft, CreditPatch};

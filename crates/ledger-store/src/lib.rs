@@ -29,6 +29,7 @@ pub mod postgres;
 mod prepare;
 pub mod sql;
 pub mod sqlite;
+pub mod statement;
 pub mod sweep;
 #[cfg(feature = "testing")]
 pub mod testing;

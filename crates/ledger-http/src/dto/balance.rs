@@ -70,3 +70,65 @@ impl From<&BalanceLine> for BalanceLineDto {
         }
     }
 }
+
+/// One movement of a member's balance.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EntryDto {
+    pub event_id: Uuid,
+    /// issued, used, wasted, expired, reversed or adjusted.
+    #[serde(rename = "type")]
+    #[schema(example = "used")]
+    pub entry_type: &'static str,
+    pub billing_credit_id: Uuid,
+    /// Signed: positive adds to the credit's remaining balance, negative takes from it.
+    #[serde(serialize_with = "wire::serialize_amount")]
+    #[schema(value_type = f64, example = -1)]
+    pub amount: Decimal,
+    /// The credit's remaining balance once this entry was applied.
+    #[serde(serialize_with = "wire::serialize_amount")]
+    #[schema(value_type = f64, example = 4)]
+    pub remaining_after: Decimal,
+    pub reference: Option<String>,
+    pub reason: Option<String>,
+    pub note: Option<String>,
+    pub actor: String,
+    #[schema(example = "2025-01-01T00:00:00.000Z")]
+    pub recorded_at: String,
+    #[schema(example = "2025-01-01T00:00:00.000Z")]
+    pub occurred_at: String,
+}
+
+impl From<&ledger_store::statement::Entry> for EntryDto {
+    fn from(e: &ledger_store::statement::Entry) -> Self {
+        EntryDto {
+            event_id: e.event_id,
+            entry_type: e.entry_type.as_str(),
+            billing_credit_id: e.billing_credit_id,
+            amount: e.amount,
+            remaining_after: e.remaining_after,
+            reference: e.reference.clone(),
+            reason: e.reason.clone(),
+            note: e.note.clone(),
+            actor: e.actor.clone(),
+            recorded_at: wire::format_timestamp(&e.recorded_at),
+            occurred_at: wire::format_timestamp(&e.occurred_at),
+        }
+    }
+}
+
+/// Where the next page starts.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EntryPageMeta {
+    /// Pass as `cursor` for the next (older) page; null on the last page.
+    pub next_cursor: Option<String>,
+    pub has_more: bool,
+}
+
+/// A page of a member's statement, newest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EntryPageDto {
+    pub data: Vec<EntryDto>,
+    pub meta: EntryPageMeta,
+}

@@ -10,6 +10,7 @@ use crate::problem::ApiError;
 
 pub mod balance;
 pub mod credits;
+pub mod entries;
 pub mod ledger;
 pub mod ops;
 pub mod query;
@@ -27,7 +28,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource(format!("{CREDIT_PATH}/reverse")).route(web::post().to(ledger::reverse)));
     cfg.service(web::resource(format!("{CREDIT_PATH}/events")).route(web::get().to(ledger::history)))
         .service(web::resource("/site/{siteId}/ahds/v1/billing-credit-events").route(web::get().to(ledger::site_feed)))
-        .service(web::resource(balance::BALANCE_PATH).route(web::get().to(balance::member_balance)));
+        .service(web::resource(balance::BALANCE_PATH).route(web::get().to(balance::member_balance)))
+        .service(web::resource(entries::ENTRIES_PATH).route(web::get().to(entries::member_statement)));
     cfg.service(
         web::resource(CREDITS_PATH)
             .name("credits")

@@ -43,6 +43,12 @@ pub struct ListParams {
 /// and no control character in a name or a value (none is meaningful in a parameter, and
 /// a NUL cannot reach Postgres).
 pub fn query_pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, ApiError> {
+    query_pairs_repeating(req, &[])
+}
+
+/// [`query_pairs`], where the parameters named in `repeatable` may be given more than once
+/// (each value is a pair of its own).
+pub fn query_pairs_repeating(req: &HttpRequest, repeatable: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
     let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
         .map(web::Query::into_inner)
         .map_err(|e| ApiError::bad_field("query", "malformed-query", e.to_string()))?;
@@ -62,7 +68,7 @@ pub fn query_pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, ApiError>
                 format!("{key} holds a control character"),
             ));
         }
-        if !seen.insert(key.as_str()) {
+        if !repeatable.contains(&key.as_str()) && !seen.insert(key.as_str()) {
             return Err(ApiError::bad_field(key.clone(), "repeated", format!("{key} is given more than once")));
         }
     }

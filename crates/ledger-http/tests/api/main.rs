@@ -3,6 +3,7 @@
 mod auth;
 mod balance;
 mod credits;
+mod entries;
 mod errors;
 mod helpers;
 mod ledger;

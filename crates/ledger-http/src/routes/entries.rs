@@ -1,0 +1,94 @@
+//! `GET …/billing-credit-entries`: a member's statement, every movement of their credits'
+//! balances, newest first, in cursor pages.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use ledger_domain::statement::EntryType;
+use ledger_store::balance::MemberCreditsError;
+use ledger_store::statement::{member_entries, EntryCursor, EntryQuery, ENTRIES_LIMIT_MAX};
+
+use super::query::{number, query_pairs_repeating, unknown, uuid};
+use crate::auth::{Read, SiteAccess};
+use crate::dto::{EntryDto, EntryPageDto, EntryPageMeta};
+use crate::problem::{ApiError, Problem, ReadProblems};
+use crate::startup::AppState;
+use crate::wire;
+
+pub const ENTRIES_PATH: &str = "/site/{siteId}/ahds/v1/billing-credit-entries";
+/// The page size when the caller names none.
+pub const ENTRIES_LIMIT_DEFAULT: u32 = 20;
+
+#[utoipa::path(
+    get, path = "/site/{siteId}/ahds/v1/billing-credit-entries", tag = "Balance",
+    summary = "A member's statement: every movement of their credits, newest first",
+    params(("siteId" = Uuid, Path),
+           ("wellnessPlanMembershipId" = Uuid, Query, description = "The member (required)"),
+           ("billingCreditId" = Option<Uuid>, Query, description = "Only this credit's entries"),
+           ("type" = Option<Vec<String>>, Query, explode = true, description = "issued, used, wasted, expired, reversed or adjusted; repeatable"),
+           ("recordedFrom" = Option<String>, Query, description = "Recorded at or after this instant"),
+           ("recordedTo" = Option<String>, Query, description = "Recorded before this instant"),
+           ("reference" = Option<String>, Query, description = "Only uses with this reference"),
+           ("cursor" = Option<String>, Query, description = "The nextCursor of the previous page"),
+           ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 20")),
+    responses(
+        (status = 200, body = EntryPageDto),
+        (status = 409, description = "The member has more credits than a statement reads (1000)", body = Problem,
+         content_type = "application/problem+json"),
+        ReadProblems,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn member_statement(
+    access: SiteAccess<Read>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let mut query = EntryQuery {
+        membership_id: uuid::Uuid::nil(),
+        billing_credit_id: None,
+        types: vec![],
+        recorded_from: None,
+        recorded_to: None,
+        reference: None,
+        after: None,
+        limit: ENTRIES_LIMIT_DEFAULT,
+    };
+    let mut membership_id = None;
+    let instant = |key: &str, value: &str| {
+        wire::parse_date(value)
+            .ok_or_else(|| ApiError::bad_field(key, "invalid-instant", format!("{value:?} {}", wire::DATE_RULE)))
+    };
+    for (key, value) in query_pairs_repeating(&req, &["type"])? {
+        match key.as_str() {
+            "wellnessPlanMembershipId" => membership_id = Some(uuid(&key, &value)?),
+            "billingCreditId" => query.billing_credit_id = Some(uuid(&key, &value)?),
+            "type" => query.types.push(EntryType::parse(&value).ok_or_else(|| {
+                ApiError::bad_field(
+                    key.clone(),
+                    "one-of",
+                    "type must be one of issued, used, wasted, expired, reversed, adjusted",
+                )
+            })?),
+            "recordedFrom" => query.recorded_from = Some(instant(&key, &value)?),
+            "recordedTo" => query.recorded_to = Some(instant(&key, &value)?),
+            "reference" => query.reference = Some(value),
+            "cursor" => {
+                query.after = Some(EntryCursor::decode(&value).ok_or_else(|| {
+                    ApiError::bad_field(key.clone(), "invalid-cursor", "cursor must be a nextCursor of this endpoint")
+                })?)
+            }
+            "limit" => query.limit = number(&key, &value, 1, ENTRIES_LIMIT_MAX)?,
+            _ => return Err(unknown(&key)),
+        }
+    }
+    query.membership_id = membership_id.ok_or_else(|| {
+        ApiError::bad_field("wellnessPlanMembershipId", "required", "wellnessPlanMembershipId names the member")
+    })?;
+    let page = member_entries(state.store.as_ref(), access.site_id, &query).await.map_err(|e| match e {
+        MemberCreditsError::TooMany => ApiError::Conflict { detail: e.to_string(), rule: "too-many-credits".into() },
+        MemberCreditsError::Store(e) => e.into(),
+    })?;
+    Ok(HttpResponse::Ok().json(EntryPageDto {
+        data: page.entries.iter().map(EntryDto::from).collect(),
+        meta: EntryPageMeta { next_cursor: page.next.map(|c| c.encode()), has_more: page.next.is_some() },
+    }))
+}
