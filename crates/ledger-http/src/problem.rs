@@ -199,6 +199,19 @@ impl From<Refusal> for ApiError {
     }
 }
 
+/// A member read model over more credits than it reads at once: refused whole (409), never
+/// answered in part.
+impl From<ledger_store::balance::MemberCreditsError> for ApiError {
+    fn from(e: ledger_store::balance::MemberCreditsError) -> Self {
+        match e {
+            ledger_store::balance::MemberCreditsError::TooMany => {
+                ApiError::Conflict { detail: e.to_string(), rule: "too-many-credits".into() }
+            }
+            ledger_store::balance::MemberCreditsError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
         Refusal::from(&e).into()

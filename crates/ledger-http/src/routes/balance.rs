@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{Duration, Utc};
 use ledger_domain::balance::{EXPIRING_WITHIN_DAYS_DEFAULT, EXPIRING_WITHIN_DAYS_MAX};
 use ledger_domain::{balance, BalanceFilter, CreditType};
-use ledger_store::balance::{member_credits, MemberCreditsError};
+use ledger_store::balance::member_credits;
 
 use super::query::{number, query_pairs, unknown, uuid};
 use crate::auth::{Read, SiteAccess};
@@ -79,13 +79,7 @@ pub async fn member_balance(
     let membership_id = membership_id.ok_or_else(|| {
         ApiError::bad_field("wellnessPlanMembershipId", "required", "wellnessPlanMembershipId names the member")
     })?;
-    let credits =
-        member_credits(state.store.as_ref(), access.site_id, membership_id, as_of).await.map_err(|e| match e {
-            MemberCreditsError::TooMany => {
-                ApiError::Conflict { detail: e.to_string(), rule: "too-many-credits".into() }
-            }
-            MemberCreditsError::Store(e) => e.into(),
-        })?;
+    let credits = member_credits(state.store.as_ref(), access.site_id, membership_id, as_of).await?;
     let at = as_of.unwrap_or_else(Utc::now);
     let lines = balance(&credits, &filter, at, Duration::days(i64::from(expiring_within_days)));
     Ok(HttpResponse::Ok().json(MemberBalance {

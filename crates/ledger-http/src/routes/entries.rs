@@ -3,7 +3,6 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use ledger_domain::statement::EntryType;
-use ledger_store::balance::MemberCreditsError;
 use ledger_store::statement::{member_entries, EntryCursor, EntryQuery, ENTRIES_LIMIT_MAX};
 
 use super::query::{number, query_pairs_repeating, unknown, uuid};
@@ -83,10 +82,7 @@ pub async fn member_statement(
     query.membership_id = membership_id.ok_or_else(|| {
         ApiError::bad_field("wellnessPlanMembershipId", "required", "wellnessPlanMembershipId names the member")
     })?;
-    let page = member_entries(state.store.as_ref(), access.site_id, &query).await.map_err(|e| match e {
-        MemberCreditsError::TooMany => ApiError::Conflict { detail: e.to_string(), rule: "too-many-credits".into() },
-        MemberCreditsError::Store(e) => e.into(),
-    })?;
+    let page = member_entries(state.store.as_ref(), access.site_id, &query).await?;
     Ok(HttpResponse::Ok().json(EntryPageDto {
         data: page.entries.iter().map(EntryDto::from).collect(),
         meta: EntryPageMeta { next_cursor: page.next.map(|c| c.encode()), has_more: page.next.is_some() },
