@@ -4,10 +4,10 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{Duration, Utc};
 use ledger_domain::balance::{EXPIRING_WITHIN_DAYS_DEFAULT, EXPIRING_WITHIN_DAYS_MAX};
-use ledger_domain::{balance, BalanceFilter, CreditType};
+use ledger_domain::{balance, BalanceFilter};
 use ledger_store::balance::member_credits;
 
-use super::query::{number, query_pairs, unknown, uuid};
+use super::query::{credit_type, instant, number, query_pairs, unknown, uuid};
 use crate::auth::{Read, SiteAccess};
 use crate::dto::{BalanceLineDto, MemberBalance};
 use crate::problem::{ApiError, Problem, ReadProblems};
@@ -52,11 +52,7 @@ pub async fn member_balance(
     for (key, value) in query_pairs(&req)? {
         match key.as_str() {
             "wellnessPlanMembershipId" => membership_id = Some(uuid(&key, &value)?),
-            "creditType" => {
-                filter.credit_type = Some(CreditType::parse(&value).ok_or_else(|| {
-                    ApiError::bad_field(key.clone(), "one-of", "creditType must be quantity or monetary")
-                })?)
-            }
+            "creditType" => filter.credit_type = Some(credit_type(&key, &value)?),
             // One unit per credit: its currency when monetary, its measurementUnit when not.
             "measurementUnit" | "currency" => {
                 if filter.unit_code.is_some() {
@@ -67,11 +63,7 @@ pub async fn member_balance(
             "creditCategory" => filter.credit_category_code = Some(value),
             "wellnessPlanBenefitId" => filter.wellness_plan_benefit_id = Some(uuid(&key, &value)?),
             "wellnessPlanId" => filter.wellness_plan_id = Some(uuid(&key, &value)?),
-            "asOf" => {
-                as_of = Some(wire::parse_date(&value).ok_or_else(|| {
-                    ApiError::bad_field(key.clone(), "invalid-instant", format!("{value:?} {}", wire::DATE_RULE))
-                })?)
-            }
+            "asOf" => as_of = Some(instant(&key, &value)?),
             "expiringWithinDays" => expiring_within_days = number(&key, &value, 0, EXPIRING_WITHIN_DAYS_MAX)?,
             _ => return Err(unknown(&key)),
         }

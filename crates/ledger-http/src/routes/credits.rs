@@ -9,7 +9,7 @@ use ledger_domain::{decide, Command, DomainError};
 use ledger_store::{commands, history, CommandMeta, Execution};
 use uuid::Uuid;
 
-use super::query::{parse_list_query, query_pairs, unknown};
+use super::query::{instant, parse_list_query, query_pairs, unknown};
 use super::write::{perform, Render, Reply};
 use super::{credit_id, credit_response, etag_text, if_match};
 use crate::auth::{Read, SiteAccess, Write};
@@ -17,7 +17,6 @@ use crate::body::JsonBody;
 use crate::dto::{BillingCredit, BillingCreditBody, BillingCreditList, BillingCreditPatchBody, PageMeta};
 use crate::problem::{ApiError, ReadProblems, WriteProblems};
 use crate::startup::AppState;
-use crate::wire;
 
 /// One command on one credit for the caller, judged now.
 pub fn command_for<S>(
@@ -122,11 +121,7 @@ pub async fn get_one(
     let mut as_of = None;
     for (key, value) in query_pairs(&req)? {
         match key.as_str() {
-            "asOf" => {
-                as_of = Some(wire::parse_date(&value).ok_or_else(|| {
-                    ApiError::bad_field("asOf", "invalid-instant", format!("{value:?} {}", wire::DATE_RULE))
-                })?)
-            }
+            "asOf" => as_of = Some(instant(&key, &value)?),
             _ => return Err(unknown(&key)),
         }
     }

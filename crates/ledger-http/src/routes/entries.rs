@@ -5,12 +5,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use ledger_domain::statement::EntryType;
 use ledger_store::statement::{member_entries, EntryCursor, EntryQuery, ENTRIES_LIMIT_MAX};
 
-use super::query::{number, query_pairs_repeating, unknown, uuid};
+use super::query::{instant, number, query_pairs_repeating, unknown, uuid};
 use crate::auth::{Read, SiteAccess};
 use crate::dto::{EntryDto, EntryPageDto, EntryPageMeta};
 use crate::problem::{ApiError, Problem, ReadProblems};
 use crate::startup::AppState;
-use crate::wire;
 
 pub const ENTRIES_PATH: &str = "/site/{siteId}/ahds/v1/billing-credit-entries";
 /// The page size when the caller names none.
@@ -41,47 +40,39 @@ pub async fn member_statement(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut query = EntryQuery {
-        membership_id: uuid::Uuid::nil(),
-        billing_credit_id: None,
-        types: vec![],
-        recorded_from: None,
-        recorded_to: None,
-        reference: None,
-        after: None,
-        limit: ENTRIES_LIMIT_DEFAULT,
-    };
     let mut membership_id = None;
-    let instant = |key: &str, value: &str| {
-        wire::parse_date(value)
-            .ok_or_else(|| ApiError::bad_field(key, "invalid-instant", format!("{value:?} {}", wire::DATE_RULE)))
-    };
+    let mut billing_credit_id = None;
+    let mut types = vec![];
+    let (mut recorded_from, mut recorded_to, mut reference, mut after) = (None, None, None, None);
+    let mut limit = ENTRIES_LIMIT_DEFAULT;
     for (key, value) in query_pairs_repeating(&req, &["type"])? {
         match key.as_str() {
             "wellnessPlanMembershipId" => membership_id = Some(uuid(&key, &value)?),
-            "billingCreditId" => query.billing_credit_id = Some(uuid(&key, &value)?),
-            "type" => query.types.push(EntryType::parse(&value).ok_or_else(|| {
+            "billingCreditId" => billing_credit_id = Some(uuid(&key, &value)?),
+            "type" => types.push(EntryType::parse(&value).ok_or_else(|| {
                 ApiError::bad_field(
                     key.clone(),
                     "one-of",
                     "type must be one of issued, used, wasted, expired, reversed, adjusted",
                 )
             })?),
-            "recordedFrom" => query.recorded_from = Some(instant(&key, &value)?),
-            "recordedTo" => query.recorded_to = Some(instant(&key, &value)?),
-            "reference" => query.reference = Some(value),
+            "recordedFrom" => recorded_from = Some(instant(&key, &value)?),
+            "recordedTo" => recorded_to = Some(instant(&key, &value)?),
+            "reference" => reference = Some(value),
             "cursor" => {
-                query.after = Some(EntryCursor::decode(&value).ok_or_else(|| {
+                after = Some(EntryCursor::decode(&value).ok_or_else(|| {
                     ApiError::bad_field(key.clone(), "invalid-cursor", "cursor must be a nextCursor of this endpoint")
                 })?)
             }
-            "limit" => query.limit = number(&key, &value, 1, ENTRIES_LIMIT_MAX)?,
+            "limit" => limit = number(&key, &value, 1, ENTRIES_LIMIT_MAX)?,
             _ => return Err(unknown(&key)),
         }
     }
-    query.membership_id = membership_id.ok_or_else(|| {
+    let membership_id = membership_id.ok_or_else(|| {
         ApiError::bad_field("wellnessPlanMembershipId", "required", "wellnessPlanMembershipId names the member")
     })?;
+    let query =
+        EntryQuery { membership_id, billing_credit_id, types, recorded_from, recorded_to, reference, after, limit };
     let page = member_entries(state.store.as_ref(), access.site_id, &query).await?;
     Ok(HttpResponse::Ok().json(EntryPageDto {
         data: page.entries.iter().map(EntryDto::from).collect(),

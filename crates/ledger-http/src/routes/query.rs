@@ -3,12 +3,14 @@
 //! clamped or resolved by picking one of the values.
 
 use actix_web::{web, HttpRequest};
+use chrono::{DateTime, Utc};
 use ledger_domain::CreditType;
 use ledger_store::{ListQuery, SortField, SortOrder, PAGE_MAX, PAGE_SIZE_MAX};
 use utoipa::IntoParams;
 use uuid::Uuid;
 
 use crate::problem::ApiError;
+use crate::wire;
 
 /// The list parameters, as documented. Parsing is done by [`parse_list_query`].
 #[derive(Debug, IntoParams)]
@@ -100,11 +102,7 @@ pub fn parse_list_query(req: &HttpRequest) -> Result<ListQuery, ApiError> {
                     _ => return Err(ApiError::bad_field(key.clone(), "one-of", "sortOrder must be asc or desc")),
                 }
             }
-            "creditType" => {
-                filter.credit_type = Some(CreditType::parse(value).ok_or_else(|| {
-                    ApiError::bad_field(key.clone(), "one-of", "creditType must be quantity or monetary")
-                })?)
-            }
+            "creditType" => filter.credit_type = Some(credit_type(key, value)?),
             "isActive" => {
                 filter.is_active = Some(match value.as_str() {
                     "true" => true,
@@ -133,6 +131,17 @@ pub fn number(key: &str, value: &str, min: u32, max: u32) -> Result<u32, ApiErro
         .filter(|n| (i64::from(min)..=i64::from(max)).contains(n))
         .map(|n| n as u32)
         .ok_or_else(|| ApiError::bad_field(key, "range", format!("{key} must be a whole number from {min} to {max}")))
+}
+
+/// An instant: RFC 3339, or a date (midnight UTC), by the wire's date rule.
+pub fn instant(key: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
+    wire::parse_date(value)
+        .ok_or_else(|| ApiError::bad_field(key, "invalid-instant", format!("{value:?} {}", wire::DATE_RULE)))
+}
+
+pub fn credit_type(key: &str, value: &str) -> Result<CreditType, ApiError> {
+    CreditType::parse(value)
+        .ok_or_else(|| ApiError::bad_field(key, "one-of", "creditType must be quantity or monetary"))
 }
 
 pub fn uuid(key: &str, value: &str) -> Result<Uuid, ApiError> {
