@@ -1,6 +1,7 @@
 //! The AHDS billing-credit REST API (seed 003) over the ledger: routes, DTOs, auth,
 //! problem+json errors, OpenAPI, metrics.
 
+pub mod alerts;
 pub mod auth;
 pub mod body;
 pub mod dto;

@@ -15,6 +15,7 @@
 //!   it found, and appends the result, all in one transaction: concurrent commands on one
 //!   credit queue on its lock instead of overspending it.
 
+pub mod alerts;
 pub mod audit;
 pub mod balance;
 pub mod chain;

@@ -144,6 +144,9 @@ impl Dialect for PgDialect {
     fn read_time(row: &PgRow, column: &str) -> Result<DateTime<Utc>, StoreError> {
         row.try_get(column).map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))
     }
+    fn read_opt_time(row: &PgRow, column: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        row.try_get(column).map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))
+    }
     fn cursor(row: &PgRow) -> Result<FeedCursor, StoreError> {
         let txid: &str = row.try_get("txid").map_err(|e| StoreError::Corrupt(format!("txid: {e}")))?;
         let txid = txid.parse().map_err(|_| StoreError::Corrupt(format!("txid {txid:?}")))?;
@@ -193,6 +196,33 @@ impl Dialect for PgDialect {
         .await
         .map_err(StoreError::from_sqlx)?;
         Ok(())
+    }
+
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+
+    fn days(days_sql: &str) -> String {
+        format!("({days_sql}) * interval '1 day'")
+    }
+
+    async fn lock_alerter(conn: &mut PgConnection) -> Result<(), StoreError> {
+        // Advisory, like the credit locks: it assigns no transaction id, so the step's
+        // own transaction does not hold the feed horizon back while it reads.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('ledger-alerter', 0))")
+            .execute(conn)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        Ok(())
+    }
+
+    /// Every transaction below the oldest one running has ended: a cursor just below
+    /// it is past all of them and before every event still to commit.
+    async fn feed_end(conn: &mut PgConnection) -> Result<FeedCursor, StoreError> {
+        let xmin: String = sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+            .fetch_one(conn)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        let xmin: u64 = xmin.parse().map_err(|_| StoreError::Corrupt(format!("snapshot xmin {xmin:?}")))?;
+        Ok(FeedCursor { txid: xmin.saturating_sub(1), position: i64::MAX })
     }
 
     async fn lock_key(conn: &mut PgConnection, site_id: Uuid, key: &str) -> Result<(), StoreError> {

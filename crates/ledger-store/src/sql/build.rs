@@ -61,6 +61,12 @@ impl<D: Dialect> Sql<D> {
     pub fn text(&mut self, value: impl Into<String>) -> &mut Self {
         self.arg(Arg::Text(value.into()))
     }
+    pub fn opt_text(&mut self, value: Option<String>) -> &mut Self {
+        self.arg(Arg::OptText(value))
+    }
+    pub fn opt_i64(&mut self, value: Option<i64>) -> &mut Self {
+        self.arg(Arg::OptI64(value))
+    }
     pub fn bytes(&mut self, value: &[u8]) -> &mut Self {
         self.arg(Arg::Bytes(value.to_vec()))
     }

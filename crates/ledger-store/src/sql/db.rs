@@ -25,6 +25,7 @@ pub(crate) enum Arg {
     I16(i16),
     Bool(bool),
     Text(String),
+    OptText(Option<String>),
     Bytes(Vec<u8>),
     Time(DateTime<Utc>),
     OptTime(Option<DateTime<Utc>>),
@@ -42,8 +43,10 @@ pub(crate) trait SqlDb: Database + Sized {
     fn uuid(row: &Self::Row, column: &str) -> Result<Uuid, StoreError>;
     fn opt_uuid(row: &Self::Row, column: &str) -> Result<Option<Uuid>, StoreError>;
     fn i64(row: &Self::Row, column: &str) -> Result<i64, StoreError>;
+    fn opt_i64(row: &Self::Row, column: &str) -> Result<Option<i64>, StoreError>;
     fn i16(row: &Self::Row, column: &str) -> Result<i16, StoreError>;
     fn text(row: &Self::Row, column: &str) -> Result<String, StoreError>;
+    fn opt_text(row: &Self::Row, column: &str) -> Result<Option<String>, StoreError>;
     fn bytes(row: &Self::Row, column: &str) -> Result<Vec<u8>, StoreError>;
 
     fn fetch_all<'c>(
@@ -101,6 +104,7 @@ where
     i16: Encode<'q, DB> + Type<DB>,
     bool: Encode<'q, DB> + Type<DB>,
     String: Encode<'q, DB> + Type<DB>,
+    Option<String>: Encode<'q, DB> + Type<DB>,
     Vec<u8>: Encode<'q, DB> + Type<DB>,
     DateTime<Utc>: Encode<'q, DB> + Type<DB>,
     Option<DateTime<Utc>>: Encode<'q, DB> + Type<DB>,
@@ -115,6 +119,7 @@ where
             Arg::I16(v) => arguments.add(v),
             Arg::Bool(v) => arguments.add(v),
             Arg::Text(v) => arguments.add(v),
+            Arg::OptText(v) => arguments.add(v),
             Arg::Bytes(v) => arguments.add(v),
             Arg::Time(v) => arguments.add(v),
             Arg::OptTime(v) => arguments.add(v),
@@ -133,7 +138,8 @@ where
     for<'q> Uuid: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> Option<Uuid>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> i16: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
@@ -150,6 +156,12 @@ where
     }
     fn i64(row: &Self::Row, name: &str) -> Result<i64, StoreError> {
         column::<i64, DB>(row, name)
+    }
+    fn opt_i64(row: &Self::Row, name: &str) -> Result<Option<i64>, StoreError> {
+        column::<Option<i64>, DB>(row, name)
+    }
+    fn opt_text(row: &Self::Row, name: &str) -> Result<Option<String>, StoreError> {
+        column::<Option<String>, DB>(row, name)
     }
     fn i16(row: &Self::Row, name: &str) -> Result<i16, StoreError> {
         column::<i16, DB>(row, name)

@@ -48,6 +48,7 @@ pub(crate) trait Dialect: Send + Sync + Sized + 'static {
     /// An amount for the sortable projection columns (followed by AMOUNT_CAST).
     fn amount(value: Decimal) -> Arg;
     fn read_time(row: &DbRow<Self>, column: &str) -> Result<DateTime<Utc>, StoreError>;
+    fn read_opt_time(row: &DbRow<Self>, column: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// Where a feed reader resumes after the event in `row`.
     fn cursor(row: &DbRow<Self>) -> Result<FeedCursor, StoreError>;
 
@@ -56,6 +57,16 @@ pub(crate) trait Dialect: Send + Sync + Sized + 'static {
     /// The feed's condition (after `after`, and only what can no longer be
     /// overtaken by a transaction committing late) and its order.
     fn feed_after(after: FeedCursor) -> Vec<Piece>;
+
+    /// Ends a claim's subquery: Postgres skips rows another claim has locked.
+    const SKIP_LOCKED: &'static str;
+    /// `days_sql` days, to add to a bound instant (`instant + {plus_days}`).
+    fn days(days_sql: &str) -> String;
+    /// Serializes alerter steps (all replicas) until the transaction ends.
+    async fn lock_alerter(conn: &mut Conn<Self>) -> Result<(), StoreError>;
+    /// A cursor after every event committed so far: where a new feed reader starts when
+    /// it must not see history.
+    async fn feed_end(conn: &mut Conn<Self>) -> Result<FeedCursor, StoreError>;
 
     /// Serializes writers of these credits (site, credit) until the transaction ends, in
     /// an order that cannot deadlock. A database with one writer at a time needs nothing.

@@ -2,6 +2,7 @@
 //! idempotency, reads, the feed, and the auditors' scans. What differs between
 //! Postgres and SQLite is a [`Dialect`]: `crate::postgres` and `crate::sqlite`.
 
+mod alerts;
 mod build;
 mod commands;
 mod connect;

@@ -136,6 +136,15 @@ impl Dialect for SqliteDialect {
         let micros: i64 = row.try_get(column).map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))?;
         DateTime::from_timestamp_micros(micros).ok_or_else(|| StoreError::Corrupt(format!("{column} out of range")))
     }
+    fn read_opt_time(row: &SqliteRow, column: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let micros: Option<i64> =
+            row.try_get(column).map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))?;
+        micros
+            .map(|m| {
+                DateTime::from_timestamp_micros(m).ok_or_else(|| StoreError::Corrupt(format!("{column} out of range")))
+            })
+            .transpose()
+    }
     fn cursor(row: &SqliteRow) -> Result<FeedCursor, StoreError> {
         let position = row.try_get("position").map_err(|e| StoreError::Corrupt(format!("position: {e}")))?;
         Ok(FeedCursor { txid: 0, position })
@@ -167,6 +176,25 @@ impl Dialect for SqliteDialect {
 
     async fn lock_credits(_conn: &mut SqliteConnection, _keys: &[(Uuid, Uuid)]) -> Result<(), StoreError> {
         Ok(()) // BEGIN IMMEDIATE holds the database's one write lock already
+    }
+
+    const SKIP_LOCKED: &'static str = "";
+
+    fn days(days_sql: &str) -> String {
+        format!("({days_sql}) * 86400000000")
+    }
+
+    async fn lock_alerter(_conn: &mut SqliteConnection) -> Result<(), StoreError> {
+        Ok(()) // BEGIN IMMEDIATE holds the database's one write lock already
+    }
+
+    /// Positions are in commit order, and the write lock is held: the last is the end.
+    async fn feed_end(conn: &mut SqliteConnection) -> Result<FeedCursor, StoreError> {
+        let position: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events")
+            .fetch_one(conn)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        Ok(FeedCursor { txid: 0, position })
     }
 
     async fn lock_key(_conn: &mut SqliteConnection, _site_id: Uuid, _key: &str) -> Result<(), StoreError> {

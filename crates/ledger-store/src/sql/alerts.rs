@@ -1,0 +1,588 @@
+//! The alerter, the expiry scan, the webhook registry and the delivery outbox, on any
+//! dialect (see [`crate::alerts`] for what they do and why).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use ledger_domain::{balance, BalanceFilter, Credit, CreditType};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use super::build::Sql;
+use super::db::SqlDb;
+use super::dialect::{Conn, DbRow, Dialect};
+use super::rows;
+use super::store::SqlStore;
+use crate::alerts::*;
+use crate::balance::MEMBER_CREDITS_MAX;
+use crate::error::StoreError;
+use crate::model::FeedCursor;
+use crate::ports::Alerts;
+
+const DELIVERY_COLUMNS: &str = "delivery_id, alert_id, site_id, kind, endpoint_id, status, attempts, \
+     next_attempt_at, give_up_at, last_status_code, last_error, created_at, delivered_at";
+
+fn sqlx_err(e: sqlx::Error) -> StoreError {
+    StoreError::from_sqlx(e)
+}
+
+fn credit_type(text: &str) -> Result<CreditType, StoreError> {
+    match text {
+        "quantity" => Ok(CreditType::Quantity),
+        "monetary" => Ok(CreditType::Monetary),
+        other => Err(StoreError::Corrupt(format!("credit type {other:?}"))),
+    }
+}
+
+fn kind(text: &str) -> Result<AlertKind, StoreError> {
+    AlertKind::parse(text).ok_or_else(|| StoreError::Corrupt(format!("alert kind {text:?}")))
+}
+
+fn delivery<D: Dialect>(row: &DbRow<D>) -> Result<Delivery, StoreError> {
+    let status = D::Db::text(row, "status")?;
+    Ok(Delivery {
+        delivery_id: D::Db::uuid(row, "delivery_id")?,
+        alert_id: D::Db::uuid(row, "alert_id")?,
+        site_id: D::Db::uuid(row, "site_id")?,
+        kind: kind(&D::Db::text(row, "kind")?)?,
+        endpoint_id: D::Db::opt_uuid(row, "endpoint_id")?,
+        status: DeliveryStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("delivery status {status:?}")))?,
+        attempts: D::Db::i64(row, "attempts")?.try_into().unwrap_or(u32::MAX),
+        next_attempt_at: D::read_time(row, "next_attempt_at")?,
+        give_up_at: D::read_time(row, "give_up_at")?,
+        last_status_code: D::Db::opt_i64(row, "last_status_code")?.and_then(|c| u16::try_from(c).ok()),
+        last_error: D::Db::opt_text(row, "last_error")?,
+        created_at: D::read_time(row, "created_at")?,
+        delivered_at: D::read_opt_time(row, "delivered_at")?,
+    })
+}
+
+fn endpoint<D: Dialect>(row: &DbRow<D>) -> Result<WebhookEndpoint, StoreError> {
+    Ok(WebhookEndpoint {
+        endpoint_id: D::Db::uuid(row, "endpoint_id")?,
+        site_id: D::Db::uuid(row, "site_id")?,
+        url: D::Db::text(row, "url")?,
+        description: D::Db::opt_text(row, "description")?,
+        created_at: D::read_time(row, "created_at")?,
+    })
+}
+
+fn settings_from_row<D: Dialect>(row: &DbRow<D>) -> Result<AlertSettings, StoreError> {
+    let decimal = |text: &str| text.parse::<Decimal>().map_err(|e| StoreError::Corrupt(format!("threshold: {e}")));
+    let per_unit: BTreeMap<String, String> = serde_json::from_str(&D::Db::text(row, "low_thresholds")?)
+        .map_err(|e| StoreError::Corrupt(format!("low_thresholds: {e}")))?;
+    Ok(AlertSettings {
+        default_low_threshold: D::Db::opt_text(row, "default_low_threshold")?.as_deref().map(decimal).transpose()?,
+        low_thresholds: per_unit.iter().map(|(unit, t)| Ok((unit.clone(), decimal(t)?))).collect::<Result<_, StoreError>>()?,
+        expiring_within_days: D::Db::opt_i64(row, "expiring_within_days")?.map(|d| d.clamp(0, i64::from(u32::MAX)) as u32),
+    })
+}
+
+impl<D: Dialect> SqlStore<D> {
+    async fn settings_in(conn: &mut Conn<D>, site_id: Uuid) -> Result<Option<AlertSettings>, StoreError> {
+        let mut q = Sql::<D>::new(
+            "SELECT default_low_threshold, low_thresholds, expiring_within_days FROM alert_settings WHERE site_id = ",
+        );
+        q.uuid(site_id);
+        q.fetch_optional(conn).await.map_err(sqlx_err)?.as_ref().map(settings_from_row::<D>).transpose()
+    }
+
+    /// Writes the alert once (its id is deterministic) and, if it is new, one delivery
+    /// per live endpoint of its site and one for NATS when configured.
+    async fn write_alert(
+        conn: &mut Conn<D>,
+        alert: &Alert,
+        policy: &AlertPolicy,
+        endpoints: &[Uuid],
+    ) -> Result<bool, StoreError> {
+        let mut q = Sql::<D>::new(
+            "INSERT INTO alerts (alert_id, site_id, kind, billing_credit_id, end_date, payload, created_at)",
+        );
+        q.values([alert], |q, a| {
+            q.uuid(a.alert_id)
+                .uuid(a.site_id)
+                .text(a.kind.as_str())
+                .opt_uuid(a.credit_end.map(|(c, _)| c))
+                .opt_time(a.credit_end.map(|(_, e)| e))
+                .text(a.payload.to_string())
+                .time(a.created_at);
+        });
+        q.push(" ON CONFLICT (alert_id) DO NOTHING");
+        if q.execute(conn).await.map_err(sqlx_err)? == 0 {
+            return Ok(false);
+        }
+        let mut targets: Vec<(TargetKind, Option<Uuid>)> =
+            endpoints.iter().map(|e| (TargetKind::Webhook, Some(*e))).collect();
+        if policy.nats {
+            targets.push((TargetKind::Nats, None));
+        }
+        if targets.is_empty() {
+            return Ok(true);
+        }
+        let give_up_at = alert.created_at + policy.retry_horizon;
+        let mut q = Sql::<D>::new(
+            "INSERT INTO alert_deliveries (delivery_id, alert_id, site_id, kind, target, endpoint_id, status, \
+             attempts, next_attempt_at, give_up_at, created_at)",
+        );
+        q.values(targets, |q, (target, endpoint_id)| {
+            q.uuid(Uuid::new_v4())
+                .uuid(alert.alert_id)
+                .uuid(alert.site_id)
+                .text(alert.kind.as_str())
+                .text(target.as_str())
+                .opt_uuid(endpoint_id)
+                .text(DeliveryStatus::Pending.as_str())
+                .i64(0)
+                .time(alert.created_at)
+                .time(give_up_at)
+                .time(alert.created_at);
+        });
+        q.execute(conn).await.map_err(sqlx_err)?;
+        Ok(true)
+    }
+
+    async fn live_endpoints(conn: &mut Conn<D>, site_id: Uuid) -> Result<Vec<Uuid>, StoreError> {
+        let mut q = Sql::<D>::new("SELECT endpoint_id FROM webhook_endpoints WHERE NOT deleted AND site_id = ");
+        q.uuid(site_id).push(" ORDER BY created_at, endpoint_id");
+        let rows = q.fetch_all(conn).await.map_err(sqlx_err)?;
+        rows.iter().map(|r| D::Db::uuid(r, "endpoint_id")).collect()
+    }
+
+    /// The alerts of one member's lines now, against what was past its threshold.
+    async fn member_transitions(
+        conn: &mut Conn<D>,
+        site_id: Uuid,
+        member: Uuid,
+        settings: &AlertSettings,
+        policy: &AlertPolicy,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Transition>, StoreError> {
+        let mut q = Sql::<D>::new(format!("SELECT {}, billing_credit_id FROM billing_credits WHERE site_id = ", D::STATE_COLUMN));
+        q.uuid(site_id).push(" AND wellness_plan_membership_id = ").uuid(member).push(" AND NOT deleted LIMIT ");
+        q.i64(MEMBER_CREDITS_MAX as i64 + 1);
+        let rows = q.fetch_all(conn).await.map_err(sqlx_err)?;
+        if rows.len() > MEMBER_CREDITS_MAX {
+            // The balance read model refuses such a member too: a partial sum would be wrong.
+            tracing::warn!(%site_id, %member, "member has more than {MEMBER_CREDITS_MAX} credits: no balance alerts");
+            return Ok(vec![]);
+        }
+        let credits: Vec<Credit> =
+            rows.iter().map(|row| rows::listed_state::<D>(row, Some(site_id))).collect::<Result<_, _>>()?;
+        let lines = balance(&credits, &BalanceFilter::default(), now, Duration::zero());
+
+        let mut q = Sql::<D>::new("SELECT credit_type, unit_code, kind FROM alert_state WHERE site_id = ");
+        q.uuid(site_id).push(" AND wellness_plan_membership_id = ").uuid(member);
+        let past = q
+            .fetch_all(conn)
+            .await
+            .map_err(sqlx_err)?
+            .iter()
+            .map(|r| {
+                let key = (credit_type(&D::Db::text(r, "credit_type")?)?, D::Db::text(r, "unit_code")?);
+                Ok((key, kind(&D::Db::text(r, "kind")?)?))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(transitions(&lines, &past, |unit| settings.low_threshold(unit, policy)))
+    }
+
+    async fn apply_transition(
+        conn: &mut Conn<D>,
+        site_id: Uuid,
+        member: Uuid,
+        transition: &Transition,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let q = match transition {
+            Transition::Fire { key, kind, .. } => {
+                let mut q = Sql::<D>::new(
+                    "INSERT INTO alert_state (site_id, wellness_plan_membership_id, credit_type, unit_code, kind, \
+                     updated_at)",
+                );
+                q.values([()], |q, ()| {
+                    q.uuid(site_id).uuid(member).text(key.0.as_str()).text(key.1.clone()).text(kind.as_str()).time(now);
+                });
+                q.push(" ON CONFLICT DO NOTHING");
+                q
+            }
+            Transition::Rearm { key, kind } => {
+                let mut q = Sql::<D>::new("DELETE FROM alert_state WHERE site_id = ");
+                q.uuid(site_id)
+                    .push(" AND wellness_plan_membership_id = ")
+                    .uuid(member)
+                    .push(" AND credit_type = ")
+                    .text(key.0.as_str())
+                    .push(" AND unit_code = ")
+                    .text(key.1.clone())
+                    .push(" AND kind = ")
+                    .text(kind.as_str());
+                q
+            }
+        };
+        q.execute(conn).await.map_err(sqlx_err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<D: Dialect> Alerts for SqlStore<D> {
+    async fn derive_alerts(&self, policy: &AlertPolicy, now: DateTime<Utc>, batch: u32) -> Result<AlerterStep, StoreError> {
+        let mut tx = self.begin().await?;
+        D::lock_alerter(&mut tx).await?;
+        let checkpoint = Sql::<D>::new("SELECT cursor FROM alert_checkpoint WHERE id = 1")
+            .fetch_optional(&mut tx)
+            .await
+            .map_err(sqlx_err)?
+            .map(|row| D::Db::text(&row, "cursor"))
+            .transpose()?;
+        let after = match checkpoint {
+            Some(text) => {
+                FeedCursor::decode(&text).ok_or_else(|| StoreError::Corrupt(format!("alert checkpoint {text:?}")))?
+            }
+            None => {
+                // The first step ever: history raises no alerts, so start at the feed's end.
+                let end = D::feed_end(&mut tx).await?;
+                save_checkpoint::<D>(&mut tx, end, now).await?;
+                tx.commit().await.map_err(sqlx_err)?;
+                return Ok(AlerterStep { events: 0, alerts: 0, more: true });
+            }
+        };
+
+        let mut q = Sql::<D>::new(format!("SELECT {} FROM events WHERE ", D::EVENT_COLUMNS));
+        q.pieces(D::feed_after(after)).push(" LIMIT ").i64(i64::from(batch.max(1)));
+        let events = rows::stored_events::<D>(&q.fetch_all(&mut tx).await.map_err(sqlx_err)?)?;
+        let Some(last) = events.last() else {
+            return Ok(AlerterStep::default()); // dropping the transaction rolls it back
+        };
+        let next = last.as_ref().map_or_else(|u| u.cursor, |e| e.cursor);
+
+        // The credits touched, each with the last event that touched it (an event that
+        // cannot be read back still names its credit).
+        let mut touched: BTreeMap<(Uuid, Uuid), (usize, Uuid)> = BTreeMap::new();
+        for (at, event) in events.iter().enumerate() {
+            let (site, credit, id) = match event {
+                Ok(e) => (e.site_id, e.billing_credit_id, e.event_id),
+                Err(u) => (u.site_id, u.billing_credit_id, u.event_id),
+            };
+            touched.insert((site, credit), (at, id));
+        }
+        // Their members (deleted credits too: a deletion lowers the balance).
+        let pairs: Vec<(Uuid, Uuid)> = touched.keys().copied().collect();
+        let mut members: BTreeMap<(Uuid, Uuid), (usize, Uuid)> = BTreeMap::new();
+        for chunk in pairs.chunks(super::store::rows_per_statement::<D>(2).min(500)) {
+            let mut q = Sql::<D>::new(
+                "SELECT site_id, billing_credit_id, wellness_plan_membership_id FROM billing_credits WHERE ",
+            );
+            q.pairs(("site_id", "billing_credit_id"), chunk);
+            for row in q.fetch_all(&mut tx).await.map_err(sqlx_err)? {
+                let Some(member) = D::Db::opt_uuid(&row, "wellness_plan_membership_id")? else { continue };
+                let key = (D::Db::uuid(&row, "site_id")?, D::Db::uuid(&row, "billing_credit_id")?);
+                // The member's latest event in feed order names the crossing.
+                let latest = touched[&key];
+                let entry = members.entry((key.0, member)).or_insert(latest);
+                *entry = (*entry).max(latest);
+            }
+        }
+
+        let mut site_settings: BTreeMap<Uuid, (AlertSettings, Vec<Uuid>)> = BTreeMap::new();
+        let mut alerts = 0;
+        for ((site_id, member), (_, event_id)) in members {
+            if !site_settings.contains_key(&site_id) {
+                let settings = Self::settings_in(&mut tx, site_id).await?.unwrap_or_default();
+                let endpoints = Self::live_endpoints(&mut tx, site_id).await?;
+                site_settings.insert(site_id, (settings, endpoints));
+            }
+            let (settings, endpoints) = &site_settings[&site_id];
+            for transition in Self::member_transitions(&mut tx, site_id, member, settings, policy, now).await? {
+                Self::apply_transition(&mut tx, site_id, member, &transition, now).await?;
+                if let Some(alert) = balance_alert(site_id, member, &transition, event_id, now) {
+                    alerts += usize::from(Self::write_alert(&mut tx, &alert, policy, endpoints).await?);
+                }
+            }
+        }
+        save_checkpoint::<D>(&mut tx, next, now).await?;
+        tx.commit().await.map_err(sqlx_err)?;
+        Ok(AlerterStep { events: events.len(), alerts, more: events.len() >= batch.max(1) as usize })
+    }
+
+    async fn derive_expiring_alerts(&self, policy: &AlertPolicy, now: DateTime<Utc>, limit: u32) -> Result<usize, StoreError> {
+        let mut tx = self.begin().await?;
+        D::lock_alerter(&mut tx).await?;
+        // `state` is a column of billing_credits only, so STATE_COLUMN needs no prefix.
+        let mut q = Sql::<D>::new(format!(
+            "SELECT {}, c.site_id, c.billing_credit_id, coalesce(s.expiring_within_days, ",
+            D::STATE_COLUMN
+        ));
+        q.i64(i64::from(policy.expiring_within_days));
+        q.push(") AS window_days FROM billing_credits c LEFT JOIN alert_settings s ON s.site_id = c.site_id \
+                WHERE NOT c.deleted AND NOT c.expired AND c.is_active AND c.remaining_amount > 0 \
+                AND c.end_date IS NOT NULL AND c.end_date > ");
+        q.time(now).push(" AND c.end_date <= ").time(now).push(" + ");
+        let mut days = String::from("coalesce(s.expiring_within_days, ");
+        // The default is inlined: it is the service's own number, not input.
+        days.push_str(&policy.expiring_within_days.to_string());
+        days.push(')');
+        q.push(D::days(&days));
+        q.push(
+            " AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.site_id = c.site_id \
+             AND a.billing_credit_id = c.billing_credit_id AND a.end_date = c.end_date) ORDER BY c.end_date LIMIT ",
+        );
+        q.i64(i64::from(limit));
+        let rows = q.fetch_all(&mut tx).await.map_err(sqlx_err)?;
+        let mut endpoints: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
+        let mut written = 0;
+        for row in &rows {
+            let credit = rows::listed_state::<D>(row, None)?;
+            let window = D::Db::i64(row, "window_days")?.clamp(0, i64::from(u32::MAX)) as u32;
+            let Some(alert) = expiring_alert(&credit, window, now) else { continue };
+            if !endpoints.contains_key(&credit.site_id) {
+                endpoints.insert(credit.site_id, Self::live_endpoints(&mut tx, credit.site_id).await?);
+            }
+            written += usize::from(Self::write_alert(&mut tx, &alert, policy, &endpoints[&credit.site_id]).await?);
+        }
+        tx.commit().await.map_err(sqlx_err)?;
+        Ok(written)
+    }
+
+    async fn alert_settings(&self, site_id: Uuid) -> Result<Option<AlertSettings>, StoreError> {
+        Self::settings_in(&mut *self.read_conn().await?, site_id).await
+    }
+
+    async fn put_alert_settings(&self, site_id: Uuid, settings: &AlertSettings, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let per_unit: BTreeMap<&str, String> =
+            settings.low_thresholds.iter().map(|(unit, t)| (unit.as_str(), t.to_string())).collect();
+        let per_unit = serde_json::to_string(&per_unit).expect("a map of strings is JSON");
+        let mut q = Sql::<D>::new(
+            "INSERT INTO alert_settings (site_id, default_low_threshold, low_thresholds, expiring_within_days, updated_at)",
+        );
+        q.values([()], |q, ()| {
+            q.uuid(site_id)
+                .opt_text(settings.default_low_threshold.map(|t| t.to_string()))
+                .text(per_unit.clone())
+                .opt_i64(settings.expiring_within_days.map(i64::from))
+                .time(now);
+        });
+        q.push(
+            " ON CONFLICT (site_id) DO UPDATE SET default_low_threshold = excluded.default_low_threshold, \
+             low_thresholds = excluded.low_thresholds, expiring_within_days = excluded.expiring_within_days, \
+             updated_at = excluded.updated_at",
+        );
+        q.execute(&mut *self.write_conn().await?).await.map_err(sqlx_err)?;
+        Ok(())
+    }
+
+    async fn create_webhook(&self, endpoint: &WebhookEndpoint, secret: &str, max_per_site: u32) -> Result<bool, StoreError> {
+        // One statement: the count and the insert cannot be separated by another request.
+        let mut q = Sql::<D>::new(
+            "INSERT INTO webhook_endpoints (endpoint_id, site_id, url, description, secret, created_at) SELECT ",
+        );
+        q.uuid(endpoint.endpoint_id).push(", ").uuid(endpoint.site_id).push(", ").text(endpoint.url.clone());
+        q.push(", ").opt_text(endpoint.description.clone()).push(", ").text(secret).push(", ").time(endpoint.created_at);
+        q.push(" WHERE (SELECT count(*) FROM webhook_endpoints WHERE NOT deleted AND site_id = ");
+        q.uuid(endpoint.site_id).push(") < ").i64(i64::from(max_per_site));
+        Ok(q.execute(&mut *self.write_conn().await?).await.map_err(sqlx_err)? == 1)
+    }
+
+    async fn webhooks(&self, site_id: Uuid) -> Result<Vec<WebhookEndpoint>, StoreError> {
+        let mut q = Sql::<D>::new(
+            "SELECT endpoint_id, site_id, url, description, created_at FROM webhook_endpoints \
+             WHERE NOT deleted AND site_id = ",
+        );
+        q.uuid(site_id).push(" ORDER BY created_at, endpoint_id");
+        q.fetch_all(&mut *self.read_conn().await?).await.map_err(sqlx_err)?.iter().map(endpoint::<D>).collect()
+    }
+
+    async fn webhook(&self, site_id: Uuid, endpoint_id: Uuid) -> Result<Option<WebhookEndpoint>, StoreError> {
+        let mut q = Sql::<D>::new(
+            "SELECT endpoint_id, site_id, url, description, created_at FROM webhook_endpoints \
+             WHERE NOT deleted AND site_id = ",
+        );
+        q.uuid(site_id).push(" AND endpoint_id = ").uuid(endpoint_id);
+        q.fetch_optional(&mut *self.read_conn().await?).await.map_err(sqlx_err)?.as_ref().map(endpoint::<D>).transpose()
+    }
+
+    async fn delete_webhook(&self, site_id: Uuid, endpoint_id: Uuid) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let mut q = Sql::<D>::new("UPDATE webhook_endpoints SET deleted = ");
+        q.bool(true).push(" WHERE NOT deleted AND site_id = ").uuid(site_id).push(" AND endpoint_id = ").uuid(endpoint_id);
+        if q.execute(&mut tx).await.map_err(sqlx_err)? == 0 {
+            return Ok(false);
+        }
+        let mut q = Sql::<D>::new("UPDATE alert_deliveries SET status = ");
+        q.text(DeliveryStatus::Failed.as_str())
+            .push(", last_error = ")
+            .text("the endpoint was deleted")
+            .push(" WHERE status = ")
+            .text(DeliveryStatus::Pending.as_str())
+            .push(" AND endpoint_id = ")
+            .uuid(endpoint_id);
+        q.execute(&mut tx).await.map_err(sqlx_err)?;
+        tx.commit().await.map_err(sqlx_err)?;
+        Ok(true)
+    }
+
+    async fn rotate_webhook_secret(&self, site_id: Uuid, endpoint_id: Uuid, secret: &str) -> Result<bool, StoreError> {
+        let mut q = Sql::<D>::new("UPDATE webhook_endpoints SET secret = ");
+        q.text(secret).push(" WHERE NOT deleted AND site_id = ").uuid(site_id).push(" AND endpoint_id = ").uuid(endpoint_id);
+        Ok(q.execute(&mut *self.write_conn().await?).await.map_err(sqlx_err)? == 1)
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        site_id: Uuid,
+        endpoint_id: Uuid,
+        page: u32,
+        page_size: u32,
+    ) -> Result<(Vec<Delivery>, u64), StoreError> {
+        let mut conn = self.read_conn().await?;
+        let mut q = Sql::<D>::new("SELECT count(*) AS total FROM alert_deliveries WHERE site_id = ");
+        q.uuid(site_id).push(" AND endpoint_id = ").uuid(endpoint_id);
+        let total = q.fetch_all(&mut conn).await.map_err(sqlx_err)?;
+        let total = total.first().map(|r| D::Db::i64(r, "total")).transpose()?.unwrap_or(0).max(0) as u64;
+        let mut q = Sql::<D>::new(format!("SELECT {DELIVERY_COLUMNS} FROM alert_deliveries WHERE site_id = "));
+        q.uuid(site_id).push(" AND endpoint_id = ").uuid(endpoint_id);
+        q.push(" ORDER BY created_at DESC, delivery_id LIMIT ")
+            .i64(i64::from(page_size))
+            .push(" OFFSET ")
+            .i64(i64::from(page) * i64::from(page_size));
+        let rows = q.fetch_all(&mut conn).await.map_err(sqlx_err)?;
+        Ok((rows.iter().map(delivery::<D>).collect::<Result<_, _>>()?, total))
+    }
+
+    async fn redeliver(
+        &self,
+        site_id: Uuid,
+        endpoint_id: Uuid,
+        delivery_id: Uuid,
+        now: DateTime<Utc>,
+        give_up_at: DateTime<Utc>,
+    ) -> Result<Option<Delivery>, StoreError> {
+        let new_id = Uuid::new_v4();
+        let mut q = Sql::<D>::new(
+            "INSERT INTO alert_deliveries (delivery_id, alert_id, site_id, kind, target, endpoint_id, status, \
+             attempts, next_attempt_at, give_up_at, created_at) SELECT ",
+        );
+        q.uuid(new_id).push(", d.alert_id, d.site_id, d.kind, d.target, d.endpoint_id, ");
+        q.text(DeliveryStatus::Pending.as_str()).push(", 0, ").time(now).push(", ").time(give_up_at).push(", ").time(now);
+        q.push(" FROM alert_deliveries d JOIN webhook_endpoints e ON e.endpoint_id = d.endpoint_id AND NOT e.deleted");
+        q.push(" WHERE d.site_id = ").uuid(site_id).push(" AND d.endpoint_id = ").uuid(endpoint_id);
+        q.push(" AND d.delivery_id = ").uuid(delivery_id);
+        let mut conn = self.write_conn().await?;
+        if q.execute(&mut conn).await.map_err(sqlx_err)? == 0 {
+            return Ok(None);
+        }
+        let mut q = Sql::<D>::new(format!("SELECT {DELIVERY_COLUMNS} FROM alert_deliveries WHERE delivery_id = "));
+        q.uuid(new_id);
+        q.fetch_optional(&mut conn).await.map_err(sqlx_err)?.as_ref().map(delivery::<D>).transpose()
+    }
+
+    async fn claim_deliveries(
+        &self,
+        target: TargetKind,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let token = Uuid::new_v4();
+        // The outer conditions repeat the inner ones: on Postgres a claim that waited for
+        // another's row lock re-checks them on the row as that claim left it.
+        let due = |q: &mut Sql<D>| {
+            q.push("status = ")
+                .text(DeliveryStatus::Pending.as_str())
+                .push(" AND (claimed_until IS NULL OR claimed_until < ")
+                .time(now)
+                .push(")");
+        };
+        let mut q = Sql::<D>::new("UPDATE alert_deliveries SET claimed_until = ");
+        q.time(lease_until).push(", claim_token = ").uuid(token);
+        q.push(" WHERE delivery_id IN (SELECT delivery_id FROM alert_deliveries WHERE target = ").text(target.as_str());
+        q.push(" AND next_attempt_at <= ").time(now).push(" AND ");
+        due(&mut q);
+        q.push(" ORDER BY next_attempt_at LIMIT ").i64(i64::from(limit)).push(D::SKIP_LOCKED).push(") AND ");
+        due(&mut q);
+        q.push(" RETURNING delivery_id, alert_id, site_id, kind, endpoint_id, attempts, give_up_at");
+        let mut conn = self.write_conn().await?;
+        let rows = q.fetch_all(&mut conn).await.map_err(sqlx_err)?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        let mut endpoint_ids = BTreeSet::new();
+        let mut alert_ids = BTreeSet::new();
+        for row in &rows {
+            let endpoint_id = D::Db::opt_uuid(row, "endpoint_id")?;
+            endpoint_ids.extend(endpoint_id);
+            let alert_id = D::Db::uuid(row, "alert_id")?;
+            alert_ids.insert(alert_id);
+            claimed.push((
+                endpoint_id,
+                ClaimedDelivery {
+                    delivery_id: D::Db::uuid(row, "delivery_id")?,
+                    alert_id,
+                    site_id: D::Db::uuid(row, "site_id")?,
+                    kind: kind(&D::Db::text(row, "kind")?)?,
+                    payload: String::new(),
+                    attempts: D::Db::i64(row, "attempts")?.try_into().unwrap_or(u32::MAX),
+                    give_up_at: D::read_time(row, "give_up_at")?,
+                    claim_token: token,
+                    endpoint: None,
+                },
+            ));
+        }
+        if claimed.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut endpoints = BTreeMap::new();
+        if !endpoint_ids.is_empty() {
+            let ids: Vec<Uuid> = endpoint_ids.into_iter().collect();
+            let mut q = Sql::<D>::new("SELECT endpoint_id, url, secret FROM webhook_endpoints WHERE NOT deleted AND endpoint_id IN ");
+            q.uuid_list(&ids);
+            for row in q.fetch_all(&mut conn).await.map_err(sqlx_err)? {
+                endpoints.insert(D::Db::uuid(&row, "endpoint_id")?, (D::Db::text(&row, "url")?, D::Db::text(&row, "secret")?));
+            }
+        }
+        let ids: Vec<Uuid> = alert_ids.into_iter().collect();
+        let mut q = Sql::<D>::new("SELECT alert_id, payload FROM alerts WHERE alert_id IN ");
+        q.uuid_list(&ids);
+        let mut payloads = BTreeMap::new();
+        for row in q.fetch_all(&mut conn).await.map_err(sqlx_err)? {
+            payloads.insert(D::Db::uuid(&row, "alert_id")?, D::Db::text(&row, "payload")?);
+        }
+        Ok(claimed
+            .into_iter()
+            .map(|(endpoint_id, mut d)| {
+                d.endpoint = endpoint_id.and_then(|id| endpoints.get(&id).cloned());
+                d.payload = payloads.get(&d.alert_id).cloned().unwrap_or_default();
+                d
+            })
+            .collect())
+    }
+
+    async fn record_attempt(&self, d: &ClaimedDelivery, attempt: &Attempt, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let (status, code, error, next, delivered) = match attempt {
+            Attempt::Delivered { status_code } => (DeliveryStatus::Delivered, *status_code, None, now, Some(now)),
+            Attempt::Retry { status_code, error, next_attempt_at } => {
+                (DeliveryStatus::Pending, *status_code, Some(error.clone()), *next_attempt_at, None)
+            }
+            Attempt::Failed { status_code, error } => (DeliveryStatus::Failed, *status_code, Some(error.clone()), now, None),
+        };
+        let mut q = Sql::<D>::new("UPDATE alert_deliveries SET attempts = attempts + 1, status = ");
+        q.text(status.as_str())
+            .push(", last_status_code = ")
+            .opt_i64(code.map(i64::from))
+            .push(", last_error = ")
+            .opt_text(error)
+            .push(", next_attempt_at = ").time(next).push(", delivered_at = ").opt_time(delivered);
+        q.push(", claimed_until = NULL, claim_token = NULL WHERE delivery_id = ").uuid(d.delivery_id);
+        q.push(" AND claim_token = ").uuid(d.claim_token);
+        Ok(q.execute(&mut *self.write_conn().await?).await.map_err(sqlx_err)? == 1)
+    }
+}
+
+async fn save_checkpoint<D: Dialect>(conn: &mut Conn<D>, cursor: FeedCursor, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let mut q = Sql::<D>::new("INSERT INTO alert_checkpoint (id, cursor, updated_at)");
+    q.values([()], |q, ()| {
+        q.i16(1).text(cursor.encode()).time(now);
+    });
+    q.push(" ON CONFLICT (id) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at");
+    q.execute(conn).await.map_err(sqlx_err)?;
+    Ok(())
+}

@@ -1,0 +1,80 @@
+-- Balance alerts (issue 14): derived from the event feed by the alerter, delivered from
+-- an outbox by webhook and NATS workers. See ledger-store src/alerts.rs.
+-- Instants are INTEGER microseconds since the Unix epoch, as in the other tables.
+
+-- Where the alerter has read the feed up to (one row; FeedCursor::encode text). It is
+-- written in the same transaction as the alerts and deliveries derived from the events
+-- before it, so an event is turned into alerts exactly once.
+CREATE TABLE alert_checkpoint (
+    id          INTEGER     PRIMARY KEY CHECK (id = 1),
+    cursor      TEXT        NOT NULL,
+    updated_at  INTEGER     NOT NULL
+);
+
+-- The member balance lines past a threshold now, one row each: an alert fires when a
+-- row appears, and the line re-arms (the row is deleted) when it is back above.
+CREATE TABLE alert_state (
+    site_id                      BLOB        NOT NULL,
+    wellness_plan_membership_id  BLOB        NOT NULL,
+    credit_type                  TEXT        NOT NULL,
+    unit_code                    TEXT        NOT NULL, -- '' for credits that name no unit
+    kind                         TEXT        NOT NULL, -- low | depleted
+    updated_at                   INTEGER     NOT NULL,
+    PRIMARY KEY (site_id, wellness_plan_membership_id, credit_type, unit_code, kind)
+);
+
+-- Per-site thresholds; a site without a row uses the service's configured defaults.
+CREATE TABLE alert_settings (
+    site_id                BLOB        PRIMARY KEY,
+    default_low_threshold  TEXT,                 -- exact decimal text
+    low_thresholds         TEXT        NOT NULL, -- JSON object: unit code -> decimal text
+    expiring_within_days   INTEGER,
+    updated_at             INTEGER     NOT NULL
+);
+
+-- Every alert once, under its deterministic id (its deduplication id on every wire).
+CREATE TABLE alerts (
+    alert_id           BLOB        PRIMARY KEY,
+    site_id            BLOB        NOT NULL,
+    kind               TEXT        NOT NULL, -- low | depleted | expiring
+    billing_credit_id  BLOB,                 -- expiring: the credit
+    end_date           INTEGER,              -- expiring: the endDate alerted about
+    payload            TEXT        NOT NULL, -- JSON, the body every consumer receives
+    created_at         INTEGER     NOT NULL
+);
+CREATE INDEX alerts_expiring ON alerts (site_id, billing_credit_id, end_date) WHERE billing_credit_id IS NOT NULL;
+
+CREATE TABLE webhook_endpoints (
+    endpoint_id  BLOB        PRIMARY KEY,
+    site_id      BLOB        NOT NULL,
+    url          TEXT        NOT NULL,
+    description  TEXT,
+    secret       TEXT        NOT NULL, -- the HMAC key; the ledger must sign with it, so it is kept as is
+    created_at   INTEGER     NOT NULL,
+    deleted      INTEGER     NOT NULL DEFAULT 0
+);
+CREATE INDEX webhook_endpoints_site ON webhook_endpoints (site_id, created_at) WHERE NOT deleted;
+
+-- The outbox: one row per alert and consumer (a webhook endpoint, or NATS), written in
+-- the alerter's transaction. A worker claims a due row for a lease (claimed_until,
+-- claim_token), so one replica at a time attempts it.
+CREATE TABLE alert_deliveries (
+    delivery_id       BLOB        PRIMARY KEY,
+    alert_id          BLOB        NOT NULL REFERENCES alerts (alert_id),
+    site_id           BLOB        NOT NULL,
+    kind              TEXT        NOT NULL,
+    target            TEXT        NOT NULL, -- webhook | nats
+    endpoint_id       BLOB REFERENCES webhook_endpoints (endpoint_id),
+    status            TEXT        NOT NULL, -- pending | delivered | failed
+    attempts          INTEGER     NOT NULL DEFAULT 0,
+    next_attempt_at   INTEGER     NOT NULL,
+    give_up_at        INTEGER     NOT NULL,
+    claimed_until     INTEGER,
+    claim_token       BLOB,
+    last_status_code  INTEGER,
+    last_error        TEXT,
+    created_at        INTEGER     NOT NULL,
+    delivered_at      INTEGER
+);
+CREATE INDEX alert_deliveries_due ON alert_deliveries (target, next_attempt_at) WHERE status = 'pending';
+CREATE INDEX alert_deliveries_endpoint ON alert_deliveries (endpoint_id, created_at);
