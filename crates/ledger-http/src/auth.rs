@@ -220,6 +220,8 @@ fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
 pub const SCOPE_READ: &str = "billing-credit:read";
 pub const SCOPE_WRITE: &str = "billing-credit:write";
 pub const SCOPE_AUDIT: &str = "billing-credit:audit";
+/// Administers the site's alerts: webhook endpoints, their secrets and deliveries, thresholds.
+pub const SCOPE_ADMIN: &str = "billing-credit:admin";
 
 /// The scope an endpoint needs, as a type, so a handler's signature says it.
 pub trait RequiredScope {
@@ -228,6 +230,7 @@ pub trait RequiredScope {
 pub struct Read;
 pub struct Write;
 pub struct Audit;
+pub struct Admin;
 impl RequiredScope for Read {
     const SCOPE: &'static str = SCOPE_READ;
 }
@@ -236,6 +239,9 @@ impl RequiredScope for Write {
 }
 impl RequiredScope for Audit {
     const SCOPE: &'static str = SCOPE_AUDIT;
+}
+impl RequiredScope for Admin {
+    const SCOPE: &'static str = SCOPE_ADMIN;
 }
 
 /// A caller allowed to act on the path's `{siteId}` with scope `S`. Extract it first in

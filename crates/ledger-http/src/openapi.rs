@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::dto::*;
 use crate::problem::{FieldError, Problem};
-use crate::routes::{balance, credits, entries, ledger};
+use crate::routes::{alerts, balance, credits, entries, ledger};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,14 +16,17 @@ use crate::routes::{balance, credits, entries, ledger};
          description = "Event-sourced ledger of wellness-plan billing credits. Every change is an immutable event; these endpoints serve the projections."),
     servers((url = "http://localhost:8083", description = "Local Development")),
     paths(credits::create, credits::list, credits::get_one, credits::patch, credits::replace, credits::delete,
-          ledger::use_credit, ledger::waste, ledger::expire, ledger::reverse, ledger::consume, ledger::history, ledger::site_feed, balance::member_balance, entries::member_statement),
+          ledger::use_credit, ledger::waste, ledger::expire, ledger::reverse, ledger::consume, ledger::history, ledger::site_feed, balance::member_balance, entries::member_statement,
+          alerts::create, alerts::list, alerts::get_one, alerts::delete, alerts::rotate_secret, alerts::deliveries, alerts::redeliver, alerts::get_settings, alerts::put_settings),
     components(schemas(BillingCredit, BillingCreditBody, BillingCreditPatchBody, BillingCreditList, PageMeta, CodingDto, Problem, FieldError,
-        UseBody, WasteBody, ExpireBody, ReverseBody, ConsumeBody, CodeOrCoding, LedgerEvent, OperationResult, AllocationDto, ConsumeResult, EventPage, FeedSlice, MemberBalance, BalanceLineDto, EntryDto, EntryPageDto, EntryPageMeta)),
+        UseBody, WasteBody, ExpireBody, ReverseBody, ConsumeBody, CodeOrCoding, LedgerEvent, OperationResult, AllocationDto, ConsumeResult, EventPage, FeedSlice, MemberBalance, BalanceLineDto, EntryDto, EntryPageDto, EntryPageMeta,
+        WebhookBody, WebhookDto, WebhookWithSecret, WebhookList, DeliveryDto, DeliveryList, AlertSettingsBody, AlertSettingsDto)),
     modifiers(&BearerAuth, &IdempotencyKeys),
     tags((name = "Billing Credit", description = "Wellness-plan billing credits (the seed API)"),
          (name = "Ledger", description = "Spending, writing off, expiring and reversing credits"),
          (name = "Audit", description = "The history behind every balance"),
-         (name = "Balance", description = "What a member has left, and what happened to it"))
+         (name = "Balance", description = "What a member has left, and what happened to it"),
+         (name = "Alerts", description = "Balance alerts pushed to webhooks: endpoints, delivery log, thresholds"))
 )]
 pub struct ApiDoc;
 
@@ -46,7 +49,12 @@ struct IdempotencyKeys;
 
 impl Modify for IdempotencyKeys {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        for item in openapi.paths.paths.values_mut() {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            // The alert administration API stores no Idempotency-Key: its writes are
+            // configuration, repeated harmlessly or refused (409) by their own rules.
+            if path.contains("billing-credit-webhooks") || path.contains("billing-credit-alert-settings") {
+                continue;
+            }
             for operation in [&mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten() {
                 declare_idempotency(operation);
             }

@@ -46,6 +46,9 @@ pub enum ApiError {
     Forbidden(String),
     #[error("billing credit not found")]
     NotFound,
+    /// Something other than a credit is not there (a webhook endpoint, a delivery).
+    #[error("{0} not found")]
+    Missing(&'static str),
     #[error("{detail}")]
     Conflict { detail: String, rule: String },
     #[error("the credit changed since you read it: it is at version {actual}, If-Match asked for {expected}")]
@@ -98,7 +101,7 @@ impl ApiError {
             ApiError::BadRequest { .. } => "Bad request",
             ApiError::Unauthorized(_) => "Unauthorized",
             ApiError::Forbidden(_) => "Forbidden",
-            ApiError::NotFound => "Not found",
+            ApiError::NotFound | ApiError::Missing(_) => "Not found",
             ApiError::Conflict { .. } => "Conflict",
             ApiError::PreconditionFailed { .. } => "Precondition failed",
             ApiError::PayloadTooLarge { .. } => "Payload too large",
@@ -156,7 +159,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::Missing(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,

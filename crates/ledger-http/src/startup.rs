@@ -32,6 +32,8 @@ pub struct ServerSettings {
     pub request_head_timeout: Duration,
     /// A client must send a whole request body within this long of its headers, or gets a 408.
     pub body_read_timeout: Duration,
+    /// The alert defaults the alert settings API shows and redelivery retries within.
+    pub alert_policy: ledger_store::alerts::AlertPolicy,
 }
 
 /// Defaults of [`ServerSettings`], also the CLI's.
@@ -46,6 +48,7 @@ impl Default for ServerSettings {
             shutdown_deadline: Duration::from_secs(SHUTDOWN_DEADLINE_S),
             request_head_timeout: Duration::from_millis(REQUEST_HEAD_TIMEOUT_MS),
             body_read_timeout: Duration::from_millis(BODY_READ_TIMEOUT_MS),
+            alert_policy: Default::default(),
         }
     }
 }
@@ -72,9 +75,11 @@ pub fn serve(listener: TcpListener, state: AppState, settings: &ServerSettings) 
     telemetry::metrics_handle();
     let state = web::Data::new(state);
     let body_read_timeout = BodyReadTimeout(settings.body_read_timeout);
+    let alert_policy = web::Data::new(settings.alert_policy.clone());
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(body_read_timeout)
+            .app_data(alert_policy.clone())
             .wrap(from_fn(telemetry::observe))
             .configure(configure(state.clone()))
             .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::NotFound) }))

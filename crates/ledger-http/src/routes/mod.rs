@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::dto::BillingCredit;
 use crate::problem::ApiError;
 
+pub mod alerts;
 pub mod balance;
 pub mod credits;
 pub mod entries;
@@ -44,6 +45,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::put().to(credits::replace))
             .route(web::delete().to(credits::delete)),
     );
+    alerts::configure(cfg);
     ops::configure(cfg);
 }
 
