@@ -12,6 +12,10 @@
 //!   committed event, in feed order, to `{prefix}.events.{siteId}.{eventType}` with
 //!   `Nats-Msg-Id` = eventId, and checkpoints in a KV bucket after each acknowledged page.
 //!
+//! - **Alerts** ([`alerts`]): the ledger's balance alerts (derived by the alerter into
+//!   an outbox, see `ledger_store::alerts`), on `{prefix}.alerts.{siteId}.{kind}` with
+//!   `Nats-Msg-Id` = alertId, in the stream `BILLING_CREDIT_ALERTS`.
+//!
 //! The default prefix is `ahds.billing-credit`. [`start`] creates the streams, the
 //! consumer and the KV bucket when absent, and runs both; [`NatsHandle::shutdown`] stops
 //! them gracefully.
@@ -26,6 +30,7 @@ use ledger_store::EventStore;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub mod alerts;
 pub mod command;
 pub mod intake;
 mod lease;
@@ -41,6 +46,7 @@ pub const COMMAND_STREAM_DEFAULT: &str = "BILLING_CREDIT_COMMANDS";
 pub const CONSUMER_DEFAULT: &str = "billing-credit-ledger";
 pub const EVENT_STREAM_DEFAULT: &str = "BILLING_CREDIT_EVENTS";
 pub const REJECTION_STREAM_DEFAULT: &str = "BILLING_CREDIT_REJECTIONS";
+pub const ALERT_STREAM_DEFAULT: &str = "BILLING_CREDIT_ALERTS";
 pub const KV_BUCKET_DEFAULT: &str = "billing_credit_ledger";
 /// The actor of a command that names none.
 pub const ACTOR_DEFAULT: &str = "nats:wellness-plan-engine";
@@ -89,6 +95,8 @@ pub struct NatsSettings {
     pub consumer: String,
     pub event_stream: String,
     pub rejection_stream: String,
+    /// Captures `{prefix}.alerts.>`.
+    pub alert_stream: String,
     /// Holds the publication checkpoint and the publisher lease.
     pub kv_bucket: String,
     /// This process's name in the lease; must differ between running processes.
@@ -98,6 +106,9 @@ pub struct NatsSettings {
     pub intake: bool,
     /// Take part in publishing events (the lease picks one replica).
     pub publish: bool,
+    /// Publish the alert outbox's NATS rows (every replica takes part; each row is
+    /// claimed by one).
+    pub alerts: bool,
     pub batch_messages: usize,
     pub max_in_flight: usize,
     pub max_ack_pending: i64,
@@ -125,11 +136,13 @@ impl NatsSettings {
             consumer: CONSUMER_DEFAULT.into(),
             event_stream: EVENT_STREAM_DEFAULT.into(),
             rejection_stream: REJECTION_STREAM_DEFAULT.into(),
+            alert_stream: ALERT_STREAM_DEFAULT.into(),
             kv_bucket: KV_BUCKET_DEFAULT.into(),
             instance_id: format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple()),
             default_actor: ACTOR_DEFAULT.into(),
             intake: true,
             publish: true,
+            alerts: false,
             batch_messages: BATCH_MESSAGES_DEFAULT,
             max_in_flight: IN_FLIGHT_COMMANDS_DEFAULT,
             max_ack_pending: ACK_PENDING_MESSAGES_MAX_DEFAULT,
@@ -171,6 +184,7 @@ impl NatsSettings {
             ("consumer", &self.consumer),
             ("event stream", &self.event_stream),
             ("rejection stream", &self.rejection_stream),
+            ("alert stream", &self.alert_stream),
             ("KV bucket", &self.kv_bucket),
         ] {
             anyhow::ensure!(
@@ -259,10 +273,17 @@ pub async fn start(settings: NatsSettings, store: Arc<dyn EventStore>) -> anyhow
         false => None,
     };
     let publisher = match settings.publish {
-        true => Some(publisher::Publisher::prepare(&js, settings.clone(), store, leading.clone()).await?),
+        true => Some(publisher::Publisher::prepare(&js, settings.clone(), store.clone(), leading.clone()).await?),
+        false => None,
+    };
+    let alerts = match settings.alerts {
+        true => Some(alerts::AlertPublisher::prepare(&js, settings.clone(), store).await?),
         false => None,
     };
     let mut tasks = Vec::new();
+    if let Some(alerts) = alerts {
+        tasks.push(tokio::spawn(alerts.run(stop_rx.clone())));
+    }
     if let Some(intake) = intake {
         tasks.push(tokio::spawn(intake.run(stop_rx.clone())));
     }

@@ -144,6 +144,52 @@ pub struct ServeArgs {
     /// How often the expiry sweep writes CreditExpired for credits past their endDate; 0 disables it.
     #[arg(long, env = "EXPIRY_SWEEP_INTERVAL_S", default_value_t = 60, global = true)]
     pub expiry_sweep_interval_s: u64,
+    #[command(flatten)]
+    pub alerts: AlertArgs,
+}
+
+/// Balance alerts (low, depleted, expiring) pushed to webhooks and NATS.
+#[derive(Debug, Clone, Args)]
+pub struct AlertArgs {
+    /// Derive and deliver balance alerts (every replica takes part; each alert is
+    /// derived once and each delivery attempted by one replica at a time).
+    #[arg(long, env = "ALERTS_ENABLED", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub alerts_enabled: bool,
+    /// How often an idle alerter reads the feed and an idle worker looks for due deliveries.
+    #[arg(long, env = "ALERT_POLL_INTERVAL_MS", default_value_t = ledger_http::alerts::ALERT_POLL_INTERVAL_MS, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub alert_poll_interval_ms: u64,
+    /// How often credits nearing their endDate are looked for.
+    #[arg(long, env = "ALERT_EXPIRING_SCAN_INTERVAL_S", default_value_t = ledger_http::alerts::EXPIRING_SCAN_INTERVAL_S, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub alert_expiring_scan_interval_s: u64,
+    /// A member's balance of a (creditType, unit) at or below this raises a `low` alert,
+    /// for sites (and units) that set no threshold of their own.
+    #[arg(long, env = "ALERT_LOW_THRESHOLD", default_value = "1", value_parser = non_negative_decimal, global = true)]
+    pub alert_low_threshold: rust_decimal::Decimal,
+    /// A credit with something left ending within this many days raises an `expiring`
+    /// alert, for sites that set no window of their own.
+    #[arg(long, env = "ALERT_EXPIRING_WITHIN_DAYS", default_value_t = ledger_domain::balance::EXPIRING_WITHIN_DAYS_DEFAULT, value_parser = clap::value_parser!(u32).range(0..=i64::from(ledger_domain::balance::EXPIRING_WITHIN_DAYS_MAX)), global = true)]
+    pub alert_expiring_within_days: u32,
+    /// One webhook attempt's limit, connecting to answering.
+    #[arg(long, env = "WEBHOOK_TIMEOUT_MS", default_value_t = ledger_http::alerts::WEBHOOK_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub webhook_timeout_ms: u64,
+    /// The first retry of a failed delivery waits up to this long (a random share of it:
+    /// full jitter); each further retry up to twice as long as the one before.
+    #[arg(long, env = "WEBHOOK_BACKOFF_BASE_MS", default_value_t = ledger_http::alerts::WEBHOOK_BACKOFF_BASE_MS, global = true)]
+    pub webhook_backoff_base_ms: u64,
+    /// The longest wait between two attempts of a delivery.
+    #[arg(long, env = "WEBHOOK_BACKOFF_MAX_MS", default_value_t = ledger_http::alerts::WEBHOOK_BACKOFF_MAX_MS, global = true)]
+    pub webhook_backoff_max_ms: u64,
+    /// A delivery (webhook or NATS) not done this long after its alert is marked failed.
+    #[arg(long, env = "WEBHOOK_RETRY_HORIZON_S", default_value_t = ledger_http::alerts::WEBHOOK_RETRY_HORIZON_S, global = true)]
+    pub webhook_retry_horizon_s: u64,
+}
+
+fn non_negative_decimal(text: &str) -> Result<rust_decimal::Decimal, String> {
+    let value: rust_decimal::Decimal = text.parse().map_err(|e| format!("{text:?} is not a decimal number: {e}"))?;
+    if value.is_sign_negative() && !value.is_zero() {
+        return Err("a threshold must be 0 or more".into());
+    }
+    Ok(value)
 }
 
 #[derive(Debug, Clone, Args)]
@@ -152,7 +198,7 @@ pub struct TokenArgs {
     #[arg(long = "site", required = true)]
     pub sites: Vec<String>,
     /// Scopes granted (repeatable).
-    #[arg(long = "scope", default_values_t = ["billing-credit:read".to_string(), "billing-credit:write".to_string(), "billing-credit:audit".to_string()])]
+    #[arg(long = "scope", default_values_t = ["billing-credit:read".to_string(), "billing-credit:write".to_string(), "billing-credit:audit".to_string(), "billing-credit:admin".to_string()])]
     pub scopes: Vec<String>,
     /// The token's subject, recorded as the actor of the events it causes.
     #[arg(long, default_value = "dev")]

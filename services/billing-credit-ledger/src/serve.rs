@@ -48,11 +48,13 @@ pub async fn run(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
         shutdown_deadline: Duration::from_secs(args.shutdown_deadline_s),
         request_head_timeout: Duration::from_millis(args.request_head_timeout_ms),
         body_read_timeout: Duration::from_millis(args.body_read_timeout_ms),
+        alert_policy: alert_settings(args).policy,
     };
     let nats = match &args.nats_url {
         Some(url) => {
             let mut nats_settings = ledger_nats::NatsSettings::new(url.as_str());
             nats_settings.subject_prefix = args.nats_subject_prefix.clone();
+            nats_settings.alerts = args.alerts.alerts_enabled;
             let handle = ledger_nats::start(nats_settings, store.clone())
                 .await
                 .context("starting the NATS intake and publisher")?;
@@ -62,6 +64,12 @@ pub async fn run(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     let sweep = crate::sweep::spawn(store.clone(), Duration::from_secs(args.expiry_sweep_interval_s));
+    let alerting = args.alerts.alerts_enabled.then(|| {
+        let mut alerts = alert_settings(args);
+        // NATS rows are written only where a publisher will take them.
+        alerts.policy.nats = args.nats_url.is_some();
+        ledger_http::alerts::spawn(store.clone(), alerts)
+    });
     let server = ledger_http::serve(listener, AppState { store, auth }, &settings)?;
     tracing::info!(addr = %args.listen_addr, store = %redact(&common.database_url), "serving the billing-credit API");
     if let KeySource::Secret(secret, SecretOrigin::Generated(path)) = &key_source {
@@ -71,6 +79,9 @@ pub async fn run(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
     if let Some(sweep) = sweep {
         sweep.abort();
     }
+    // Claimed deliveries are taken over by another replica (or this one, restarted)
+    // when their lease runs out.
+    drop(alerting);
     if let Some(nats) = nats {
         // Finish the commands in flight and store the publisher's checkpoint, within the deadline.
         match tokio::time::timeout(settings.shutdown_deadline, nats.shutdown()).await {
@@ -80,6 +91,24 @@ pub async fn run(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The alerting configuration the CLI names.
+fn alert_settings(args: &ServeArgs) -> ledger_http::alerts::AlertingSettings {
+    let a = &args.alerts;
+    ledger_http::alerts::AlertingSettings {
+        policy: ledger_store::alerts::AlertPolicy {
+            low_threshold: a.alert_low_threshold,
+            expiring_within_days: a.alert_expiring_within_days,
+            nats: false,
+            retry_horizon: chrono::Duration::seconds(a.webhook_retry_horizon_s.min(i64::MAX as u64) as i64),
+        },
+        poll_interval: Duration::from_millis(a.alert_poll_interval_ms),
+        expiring_scan_interval: Duration::from_secs(a.alert_expiring_scan_interval_s),
+        webhook_timeout: Duration::from_millis(a.webhook_timeout_ms),
+        backoff_base: Duration::from_millis(a.webhook_backoff_base_ms),
+        backoff_max: Duration::from_millis(a.webhook_backoff_max_ms),
+    }
 }
 
 fn print_dev_banner(secret: &[u8], path: &std::path::Path, port: u16) {

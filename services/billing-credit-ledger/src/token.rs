@@ -39,7 +39,7 @@ pub fn dev_token(secret: &[u8]) -> String {
         iat: Some(now),
         nbf: None,
         sites: vec!["*".into()],
-        scope: "billing-credit:read billing-credit:write billing-credit:audit".into(),
+        scope: "billing-credit:read billing-credit:write billing-credit:audit billing-credit:admin".into(),
     };
     mint_hs256(secret, &claims)
 }
