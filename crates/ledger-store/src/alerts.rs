@@ -195,6 +195,13 @@ pub struct Alert {
     pub created_at: DateTime<Utc>,
 }
 
+/// An amount as an exact JSON number (never a float, never a string).
+fn amount(value: Decimal) -> serde_json::Value {
+    let number: serde_json::Number =
+        value.normalize().to_string().parse().expect("a decimal's text is a JSON number");
+    serde_json::Value::Number(number)
+}
+
 fn instant(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -216,8 +223,8 @@ pub fn balance_alert(
         "wellnessPlanMembershipId": member,
         "creditType": key.0.as_str(),
         "unit": (!key.1.is_empty()).then_some(key.1.as_str()),
-        "remainingAmount": remaining,
-        "lowThreshold": low_threshold,
+        "remainingAmount": amount(*remaining),
+        "lowThreshold": amount(*low_threshold),
         "causedByEventId": event_id,
         "createdAt": instant(now),
     });
@@ -236,7 +243,7 @@ pub fn expiring_alert(credit: &ledger_domain::Credit, window_days: u32, now: Dat
         "billingCreditId": credit.billing_credit_id,
         "creditType": credit.details.credit_type.as_str(),
         "unit": credit.unit_code(),
-        "remainingAmount": credit.remaining_amount(),
+        "remainingAmount": amount(credit.remaining_amount()),
         "endDate": instant(end),
         "expiringWithinDays": window_days,
         "createdAt": instant(now),

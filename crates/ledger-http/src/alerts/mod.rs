@@ -5,6 +5,8 @@
 //! `ledger-nats`.
 
 pub mod signature;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod webhooks;
 
 use std::sync::Arc;

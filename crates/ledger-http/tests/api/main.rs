@@ -1,5 +1,6 @@
 //! The REST API through the real app, on both backends.
 
+mod alerts;
 mod auth;
 mod balance;
 mod credits;
