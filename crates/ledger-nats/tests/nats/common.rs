@@ -34,6 +34,7 @@ impl Env {
         base.consumer = format!("{tag}-ledger");
         base.event_stream = format!("{upper}_EVENTS");
         base.rejection_stream = format!("{upper}_REJECTIONS");
+        base.alert_stream = format!("{upper}_ALERTS");
         base.kv_bucket = format!("{}_ledger", tag.replace('-', "_"));
         // Short enough for tests that kill and restart within seconds.
         base.ack_wait = Duration::from_secs(3);
@@ -146,6 +147,10 @@ impl Env {
     pub fn rejection_stream(&self) -> String {
         self.base.rejection_stream.clone()
     }
+
+    pub fn alert_stream(&self) -> String {
+        self.base.alert_stream.clone()
+    }
 }
 
 impl Drop for Env {
@@ -154,6 +159,7 @@ impl Drop for Env {
             self.base.command_stream.clone(),
             self.base.event_stream.clone(),
             self.base.rejection_stream.clone(),
+            self.base.alert_stream.clone(),
             format!("KV_{}", self.base.kv_bucket),
         ];
         // Drop runs inside the test's runtime, which cannot block: a thread does it.
