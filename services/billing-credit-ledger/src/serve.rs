@@ -64,12 +64,15 @@ pub async fn run(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     let sweep = crate::sweep::spawn(store.clone(), Duration::from_secs(args.expiry_sweep_interval_s));
-    let alerting = args.alerts.alerts_enabled.then(|| {
-        let mut alerts = alert_settings(args);
-        // NATS rows are written only where a publisher will take them.
-        alerts.policy.nats = args.nats_url.is_some();
-        ledger_http::alerts::spawn(store.clone(), alerts)
-    });
+    let alerting = match args.alerts.alerts_enabled {
+        true => {
+            let mut alerts = alert_settings(args);
+            // NATS rows are written only where a publisher will take them.
+            alerts.policy.nats = args.nats_url.is_some();
+            Some(ledger_http::alerts::start(store.clone(), alerts).await)
+        }
+        false => None,
+    };
     let server = ledger_http::serve(listener, AppState { store, auth }, &settings)?;
     tracing::info!(addr = %args.listen_addr, store = %redact(&common.database_url), "serving the billing-credit API");
     if let KeySource::Secret(secret, SecretOrigin::Generated(path)) = &key_source {

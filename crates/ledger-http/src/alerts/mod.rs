@@ -74,6 +74,16 @@ impl Drop for Alerting {
     }
 }
 
+/// Takes one alerter step, then starts everything ([`spawn`]). On a new ledger that
+/// first step places the alerter's checkpoint at the feed's end; taking it before the
+/// API serves means every event written through this process comes after it.
+pub async fn start(store: Arc<dyn EventStore>, settings: AlertingSettings) -> Alerting {
+    if let Err(e) = store.derive_alerts(&settings.policy, Utc::now(), ALERTER_BATCH_EVENTS_DEFAULT).await {
+        tracing::warn!(error = %e, "the first alerter step failed; the alerter retries in the background");
+    }
+    spawn(store, settings)
+}
+
 /// Starts the alerter, the expiry scan and the webhook worker.
 pub fn spawn(store: Arc<dyn EventStore>, settings: AlertingSettings) -> Alerting {
     let settings = Arc::new(settings);
