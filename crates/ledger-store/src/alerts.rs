@@ -154,12 +154,9 @@ pub fn transitions(
         for kind in [AlertKind::Low, AlertKind::Depleted] {
             let was = past.iter().any(|(k, kd)| *k == key && *kd == kind);
             match (was, crossed(kind, left, threshold)) {
-                (false, true) => out.push(Transition::Fire {
-                    key: key.clone(),
-                    kind,
-                    remaining: left,
-                    low_threshold: threshold,
-                }),
+                (false, true) => {
+                    out.push(Transition::Fire { key: key.clone(), kind, remaining: left, low_threshold: threshold })
+                }
                 (true, false) => out.push(Transition::Rearm { key: key.clone(), kind }),
                 _ => {}
             }
@@ -197,8 +194,7 @@ pub struct Alert {
 
 /// An amount as an exact JSON number (never a float, never a string).
 fn amount(value: Decimal) -> serde_json::Value {
-    let number: serde_json::Number =
-        value.normalize().to_string().parse().expect("a decimal's text is a JSON number");
+    let number: serde_json::Number = value.normalize().to_string().parse().expect("a decimal's text is a JSON number");
     serde_json::Value::Number(number)
 }
 
@@ -305,7 +301,9 @@ impl DeliveryStatus {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [DeliveryStatus::Pending, DeliveryStatus::Delivered, DeliveryStatus::Failed].into_iter().find(|d| d.as_str() == s)
+        [DeliveryStatus::Pending, DeliveryStatus::Delivered, DeliveryStatus::Failed]
+            .into_iter()
+            .find(|d| d.as_str() == s)
     }
 }
 
@@ -360,11 +358,20 @@ pub struct ClaimedDelivery {
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attempt {
-    Delivered { status_code: Option<u16> },
+    Delivered {
+        status_code: Option<u16>,
+    },
     /// Try again at `next_attempt_at`.
-    Retry { status_code: Option<u16>, error: String, next_attempt_at: DateTime<Utc> },
+    Retry {
+        status_code: Option<u16>,
+        error: String,
+        next_attempt_at: DateTime<Utc>,
+    },
     /// Give up.
-    Failed { status_code: Option<u16>, error: String },
+    Failed {
+        status_code: Option<u16>,
+        error: String,
+    },
 }
 
 /// When a failed attempt is tried again: exponential backoff with full jitter, a
@@ -427,7 +434,10 @@ mod tests {
         let both = [(key(), AlertKind::Low), (key(), AlertKind::Depleted)];
         assert!(transitions(&[line(0)], &both, one).is_empty());
         assert_eq!(kinds(&transitions(&[line(1)], &both, one)), [(false, AlertKind::Depleted)]);
-        assert_eq!(kinds(&transitions(&[line(4)], &both, one)), [(false, AlertKind::Low), (false, AlertKind::Depleted)]);
+        assert_eq!(
+            kinds(&transitions(&[line(4)], &both, one)),
+            [(false, AlertKind::Low), (false, AlertKind::Depleted)]
+        );
     }
 
     #[test]
@@ -456,7 +466,10 @@ mod tests {
     #[test]
     fn alert_ids_are_deterministic_and_distinct() {
         let (s, m, e) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-        assert_eq!(balance_alert_id(s, m, &key(), AlertKind::Low, e), balance_alert_id(s, m, &key(), AlertKind::Low, e));
+        assert_eq!(
+            balance_alert_id(s, m, &key(), AlertKind::Low, e),
+            balance_alert_id(s, m, &key(), AlertKind::Low, e)
+        );
         assert_ne!(
             balance_alert_id(s, m, &key(), AlertKind::Low, e),
             balance_alert_id(s, m, &key(), AlertKind::Depleted, e)

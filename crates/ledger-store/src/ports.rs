@@ -175,34 +175,54 @@ pub trait Alerts: Send + Sync {
     /// `batch` events after the checkpoint, writes the alerts (and their deliveries) of
     /// the members they touched, moves the checkpoint. The first step ever starts at
     /// the feed's end: history raises no alerts.
-    async fn derive_alerts(&self, policy: &AlertPolicy, now: DateTime<Utc>, batch: u32)
-        -> Result<AlerterStep, StoreError>;
+    async fn derive_alerts(
+        &self,
+        policy: &AlertPolicy,
+        now: DateTime<Utc>,
+        batch: u32,
+    ) -> Result<AlerterStep, StoreError>;
 
     /// Writes the expiry alerts due at `now` (credits with something left whose endDate
     /// falls within their site's window), once per (credit, endDate); returns how many.
-    async fn derive_expiring_alerts(&self, policy: &AlertPolicy, now: DateTime<Utc>, limit: u32)
-        -> Result<usize, StoreError>;
+    async fn derive_expiring_alerts(
+        &self,
+        policy: &AlertPolicy,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<usize, StoreError>;
 
     /// The site's own settings, None if it set none.
     async fn alert_settings(&self, site_id: Uuid) -> Result<Option<AlertSettings>, StoreError>;
-    async fn put_alert_settings(&self, site_id: Uuid, settings: &AlertSettings, now: DateTime<Utc>)
-        -> Result<(), StoreError>;
+    async fn put_alert_settings(
+        &self,
+        site_id: Uuid,
+        settings: &AlertSettings,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 
     /// Registers an endpoint with its secret; false (nothing written) when the site has
     /// `max_per_site` already.
-    async fn create_webhook(&self, endpoint: &WebhookEndpoint, secret: &str, max_per_site: u32)
-        -> Result<bool, StoreError>;
+    async fn create_webhook(
+        &self,
+        endpoint: &WebhookEndpoint,
+        secret: &str,
+        max_per_site: u32,
+    ) -> Result<bool, StoreError>;
     /// The site's endpoints, oldest first.
     async fn webhooks(&self, site_id: Uuid) -> Result<Vec<WebhookEndpoint>, StoreError>;
     async fn webhook(&self, site_id: Uuid, endpoint_id: Uuid) -> Result<Option<WebhookEndpoint>, StoreError>;
     /// Deletes the endpoint and fails its pending deliveries; false if there was none.
     async fn delete_webhook(&self, site_id: Uuid, endpoint_id: Uuid) -> Result<bool, StoreError>;
     /// Replaces the endpoint's secret; false if there is no such endpoint.
-    async fn rotate_webhook_secret(&self, site_id: Uuid, endpoint_id: Uuid, secret: &str)
-        -> Result<bool, StoreError>;
+    async fn rotate_webhook_secret(&self, site_id: Uuid, endpoint_id: Uuid, secret: &str) -> Result<bool, StoreError>;
     /// One page (0-based) of an endpoint's deliveries, newest first, and their total.
-    async fn webhook_deliveries(&self, site_id: Uuid, endpoint_id: Uuid, page: u32, page_size: u32)
-        -> Result<(Vec<Delivery>, u64), StoreError>;
+    async fn webhook_deliveries(
+        &self,
+        site_id: Uuid,
+        endpoint_id: Uuid,
+        page: u32,
+        page_size: u32,
+    ) -> Result<(Vec<Delivery>, u64), StoreError>;
     /// Sends an alert to the endpoint again: a new delivery (new id, same alert), due
     /// now. None if the endpoint has no such delivery.
     async fn redeliver(
@@ -225,8 +245,12 @@ pub trait Alerts: Send + Sync {
     ) -> Result<Vec<ClaimedDelivery>, StoreError>;
     /// Records how an attempt ended and releases the lease; false if the lease was lost
     /// (another worker took the delivery over), and nothing is written.
-    async fn record_attempt(&self, delivery: &ClaimedDelivery, attempt: &Attempt, now: DateTime<Utc>)
-        -> Result<bool, StoreError>;
+    async fn record_attempt(
+        &self,
+        delivery: &ClaimedDelivery,
+        attempt: &Attempt,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 }
 
 #[async_trait]

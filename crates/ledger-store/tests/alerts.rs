@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use common::*;
-use ledger_domain::*;
 use ledger_store::alerts::*;
 use ledger_store::testing::TestDatabase;
 use ledger_store::*;
@@ -74,12 +73,22 @@ async fn expiry_alerts_fire_once_per_credit_within_each_sites_window(backend: Ba
     assert_eq!(store.derive_expiring_alerts(&policy(), now, 100).await.unwrap(), 2);
     assert_eq!(store.derive_expiring_alerts(&policy(), now, 100).await.unwrap(), 0, "once per credit and endDate");
     let claimed = claim_all(&store).await;
-    let credits: BTreeSet<String> =
-        claimed.iter().map(|d| serde_json::from_str::<serde_json::Value>(&d.payload).unwrap()["billingCreditId"].as_str().unwrap().to_string()).collect();
+    let credits: BTreeSet<String> = claimed
+        .iter()
+        .map(|d| {
+            serde_json::from_str::<serde_json::Value>(&d.payload).unwrap()["billingCreditId"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
     assert_eq!(credits, BTreeSet::from([soon.to_string(), later_in_wide_site.to_string()]));
     for d in &claimed {
         let payload: serde_json::Value = serde_json::from_str(&d.payload).unwrap();
-        assert_eq!((d.kind, &payload["kind"], &payload["remainingAmount"]), (AlertKind::Expiring, &serde_json::json!("expiring"), &serde_json::json!(3)));
+        assert_eq!(
+            (d.kind, &payload["kind"], &payload["remainingAmount"]),
+            (AlertKind::Expiring, &serde_json::json!("expiring"), &serde_json::json!(3))
+        );
         assert_eq!(payload["alertId"], serde_json::json!(d.alert_id));
     }
 
@@ -162,9 +171,13 @@ async fn a_claimed_delivery_stays_with_its_worker_until_the_lease_ends(backend: 
     assert_eq!(taken[0].delivery_id, held.delivery_id);
     let delivered = Attempt::Delivered { status_code: Some(200) };
     assert!(!store.record_attempt(&held, &delivered, later).await.unwrap(), "a lost lease cannot record");
-    let retry = Attempt::Retry { status_code: Some(500), error: "boom".into(), next_attempt_at: later + Duration::seconds(5) };
+    let retry =
+        Attempt::Retry { status_code: Some(500), error: "boom".into(), next_attempt_at: later + Duration::seconds(5) };
     assert!(store.record_attempt(&taken[0], &retry, later).await.unwrap());
-    assert!(store.claim_deliveries(TargetKind::Webhook, later, later + lease, 10).await.unwrap().is_empty(), "not due yet");
+    assert!(
+        store.claim_deliveries(TargetKind::Webhook, later, later + lease, 10).await.unwrap().is_empty(),
+        "not due yet"
+    );
     let due = later + Duration::seconds(6);
     let again = store.claim_deliveries(TargetKind::Webhook, due, due + lease, 10).await.unwrap();
     assert_eq!((again.len(), again[0].attempts), (1, 1));

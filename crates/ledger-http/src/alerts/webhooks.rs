@@ -63,8 +63,7 @@ pub async fn deliver_due(
 ) -> Result<usize, ledger_store::StoreError> {
     let now = Utc::now();
     let lease = chrono::Duration::from_std(attempt_lease(settings.webhook_timeout)).unwrap_or(chrono::Duration::MAX);
-    let claimed =
-        store.claim_deliveries(TargetKind::Webhook, now, now + lease, WEBHOOK_CLAIM_BATCH_DELIVERIES).await?;
+    let claimed = store.claim_deliveries(TargetKind::Webhook, now, now + lease, WEBHOOK_CLAIM_BATCH_DELIVERIES).await?;
     let attempted = claimed.len();
     join_all(claimed.into_iter().map(|delivery| async move {
         let attempt = attempt(client, &delivery, settings).await;

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
-use ledger_store::alerts::{AlertPolicy, AlertSettings, WebhookEndpoint, LOW_THRESHOLDS_PER_SITE_MAX, WEBHOOK_ENDPOINTS_PER_SITE_MAX};
+use ledger_store::alerts::{
+    AlertPolicy, AlertSettings, WebhookEndpoint, LOW_THRESHOLDS_PER_SITE_MAX, WEBHOOK_ENDPOINTS_PER_SITE_MAX,
+};
 use ledger_store::{PAGE_MAX, PAGE_SIZE_MAX};
 use rust_decimal::Decimal;
 use uuid::Uuid;

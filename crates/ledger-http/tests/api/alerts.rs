@@ -93,8 +93,13 @@ impl AlertApp {
 
     async fn use_credit(&self, id: &str, amount: u32) {
         let url = format!("{}/use", self.app.credit_url(id));
-        let response =
-            self.app.request(Method::POST, &url).json(&json!({ "amount": amount, "reference": "visit" })).send().await.unwrap();
+        let response = self
+            .app
+            .request(Method::POST, &url)
+            .json(&json!({ "amount": amount, "reference": "visit" }))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200, "{:?}", response.text().await);
     }
 
@@ -135,9 +140,8 @@ async fn an_alert_fires_once_per_crossing_and_rearms_above_the_threshold(backend
     let a = AlertApp::start(backend).await;
     let receiver = WebhookReceiver::start().await;
     let (webhook, secret) = a.register(&receiver.url).await;
-    let (status, body) = a
-        .admin(Method::PUT, "billing-credit-alert-settings", Some(json!({ "lowThresholds": { "visit": 2 } })))
-        .await;
+    let (status, body) =
+        a.admin(Method::PUT, "billing-credit-alert-settings", Some(json!({ "lowThresholds": { "visit": 2 } }))).await;
     assert_eq!((status, &body["lowThresholds"]["visit"]), (200, &json!(2)), "{body}");
     let member = Uuid::new_v4();
     let credit = a.credit(member, 5).await;
@@ -176,12 +180,17 @@ async fn an_alert_fires_once_per_crossing_and_rearms_above_the_threshold(backend
         assert_eq!(request.verify(&secret), Ok(()), "every delivery is signed with the endpoint's secret");
         assert_eq!(request.header("content-type"), Some("application/json"));
         assert_eq!(request.path, "/hooks");
-        assert_eq!(request.header("ledger-timestamp").unwrap(), request.header("ledger-signature").unwrap()[2..].split(',').next().unwrap());
+        assert_eq!(
+            request.header("ledger-timestamp").unwrap(),
+            request.header("ledger-signature").unwrap()[2..].split(',').next().unwrap()
+        );
     }
     let alert_ids: std::collections::BTreeSet<String> = got.iter().map(|r| r.json()["alertId"].to_string()).collect();
     assert_eq!(alert_ids.len(), 4, "each crossing is its own alert");
 
-    let log = a.wait_log(&webhook, "four delivered", |log| log.len() == 4 && log.iter().all(|d| d["status"] == "delivered")).await;
+    let log = a
+        .wait_log(&webhook, "four delivered", |log| log.len() == 4 && log.iter().all(|d| d["status"] == "delivered"))
+        .await;
     for entry in &log {
         assert_eq!((&entry["attempts"], &entry["lastStatusCode"]), (&json!(1), &json!(200)), "{entry}");
         assert!(entry["deliveredAt"].is_string() && entry["nextAttemptAt"].is_null(), "{entry}");
@@ -189,7 +198,10 @@ async fn an_alert_fires_once_per_crossing_and_rearms_above_the_threshold(backend
     let delivered: BTreeMap<String, String> =
         got.iter().map(|r| (r.delivery_id().to_string(), r.json()["alertId"].as_str().unwrap().to_string())).collect();
     for entry in &log {
-        assert_eq!(delivered.get(entry["deliveryId"].as_str().unwrap()), entry["alertId"].as_str().map(String::from).as_ref());
+        assert_eq!(
+            delivered.get(entry["deliveryId"].as_str().unwrap()),
+            entry["alertId"].as_str().map(String::from).as_ref()
+        );
     }
 }
 
@@ -271,7 +283,8 @@ async fn signatures_detect_tampering_and_follow_the_rotated_secret(backend: Back
     assert_eq!(other_id.verify(&secret), Err(SignatureError::Mismatch), "the delivery id is signed too");
 
     // Rotation: a new secret, shown once; later deliveries are signed with it only.
-    let (status, rotated) = a.admin(Method::POST, &format!("billing-credit-webhooks/{webhook}/rotate-secret"), None).await;
+    let (status, rotated) =
+        a.admin(Method::POST, &format!("billing-credit-webhooks/{webhook}/rotate-secret"), None).await;
     assert_eq!(status, 200, "{rotated}");
     let new_secret = rotated["secret"].as_str().unwrap();
     assert_ne!(new_secret, secret);
@@ -294,7 +307,11 @@ async fn signatures_detect_tampering_and_follow_the_rotated_secret(backend: Back
 
 async fn webhook_administration_validates_and_bounds_its_input(backend: Backend) {
     let a = AlertApp::start(backend).await;
-    for (url, rule) in [("ftp://example.com/x", "invalid-url"), ("not a url", "invalid-url"), ("https://u:p@example.com/", "invalid-url")] {
+    for (url, rule) in [
+        ("ftp://example.com/x", "invalid-url"),
+        ("not a url", "invalid-url"),
+        ("https://u:p@example.com/", "invalid-url"),
+    ] {
         let response = a
             .app
             .client
@@ -307,8 +324,7 @@ async fn webhook_administration_validates_and_bounds_its_input(backend: Backend)
         assert_problem(response, 400, "url", rule).await;
     }
     // Without the admin scope: 403.
-    let response =
-        a.app.request(Method::GET, &a.url("billing-credit-webhooks")).send().await.unwrap();
+    let response = a.app.request(Method::GET, &a.url("billing-credit-webhooks")).send().await.unwrap();
     assert_problem(response, 403, "", "").await;
 
     let mut ids = vec![];
@@ -350,5 +366,8 @@ async fn webhook_administration_validates_and_bounds_its_input(backend: Backend)
         .await;
     assert_eq!(status, 200, "{body}");
     let (_, body) = a.admin(Method::GET, "billing-credit-alert-settings", None).await;
-    assert_eq!(body, json!({ "lowThreshold": 2.5, "lowThresholds": { "USD": 25 }, "expiringWithinDays": 7, "customized": true }));
+    assert_eq!(
+        body,
+        json!({ "lowThreshold": 2.5, "lowThresholds": { "USD": 25 }, "expiringWithinDays": 7, "customized": true })
+    );
 }

@@ -75,8 +75,12 @@ fn settings_from_row<D: Dialect>(row: &DbRow<D>) -> Result<AlertSettings, StoreE
         .map_err(|e| StoreError::Corrupt(format!("low_thresholds: {e}")))?;
     Ok(AlertSettings {
         default_low_threshold: D::Db::opt_text(row, "default_low_threshold")?.as_deref().map(decimal).transpose()?,
-        low_thresholds: per_unit.iter().map(|(unit, t)| Ok((unit.clone(), decimal(t)?))).collect::<Result<_, StoreError>>()?,
-        expiring_within_days: D::Db::opt_i64(row, "expiring_within_days")?.map(|d| d.clamp(0, i64::from(u32::MAX)) as u32),
+        low_thresholds: per_unit
+            .iter()
+            .map(|(unit, t)| Ok((unit.clone(), decimal(t)?)))
+            .collect::<Result<_, StoreError>>()?,
+        expiring_within_days: D::Db::opt_i64(row, "expiring_within_days")?
+            .map(|d| d.clamp(0, i64::from(u32::MAX)) as u32),
     })
 }
 
@@ -159,7 +163,10 @@ impl<D: Dialect> SqlStore<D> {
         policy: &AlertPolicy,
         now: DateTime<Utc>,
     ) -> Result<Vec<Transition>, StoreError> {
-        let mut q = Sql::<D>::new(format!("SELECT {}, billing_credit_id FROM billing_credits WHERE site_id = ", D::STATE_COLUMN));
+        let mut q = Sql::<D>::new(format!(
+            "SELECT {}, billing_credit_id FROM billing_credits WHERE site_id = ",
+            D::STATE_COLUMN
+        ));
         q.uuid(site_id).push(" AND wellness_plan_membership_id = ").uuid(member).push(" AND NOT deleted LIMIT ");
         q.i64(MEMBER_CREDITS_MAX as i64 + 1);
         let rows = q.fetch_all(conn).await.map_err(sqlx_err)?;
@@ -227,7 +234,12 @@ impl<D: Dialect> SqlStore<D> {
 
 #[async_trait]
 impl<D: Dialect> Alerts for SqlStore<D> {
-    async fn derive_alerts(&self, policy: &AlertPolicy, now: DateTime<Utc>, batch: u32) -> Result<AlerterStep, StoreError> {
+    async fn derive_alerts(
+        &self,
+        policy: &AlertPolicy,
+        now: DateTime<Utc>,
+        batch: u32,
+    ) -> Result<AlerterStep, StoreError> {
         let mut tx = self.begin().await?;
         D::lock_alerter(&mut tx).await?;
         let checkpoint = Sql::<D>::new("SELECT cursor FROM alert_checkpoint WHERE id = 1")
@@ -288,10 +300,9 @@ impl<D: Dialect> Alerts for SqlStore<D> {
         let mut site_settings: BTreeMap<Uuid, (AlertSettings, Vec<Uuid>)> = BTreeMap::new();
         let mut alerts = 0;
         for ((site_id, member), (_, event_id)) in members {
-            if !site_settings.contains_key(&site_id) {
+            if let std::collections::btree_map::Entry::Vacant(entry) = site_settings.entry(site_id) {
                 let settings = Self::settings_in(&mut tx, site_id).await?.unwrap_or_default();
-                let endpoints = Self::live_endpoints(&mut tx, site_id).await?;
-                site_settings.insert(site_id, (settings, endpoints));
+                entry.insert((settings, Self::live_endpoints(&mut tx, site_id).await?));
             }
             let (settings, endpoints) = &site_settings[&site_id];
             for transition in Self::member_transitions(&mut tx, site_id, member, settings, policy, now).await? {
@@ -306,7 +317,12 @@ impl<D: Dialect> Alerts for SqlStore<D> {
         Ok(AlerterStep { events: events.len(), alerts, more: events.len() >= batch.max(1) as usize })
     }
 
-    async fn derive_expiring_alerts(&self, policy: &AlertPolicy, now: DateTime<Utc>, limit: u32) -> Result<usize, StoreError> {
+    async fn derive_expiring_alerts(
+        &self,
+        policy: &AlertPolicy,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<usize, StoreError> {
         let mut tx = self.begin().await?;
         D::lock_alerter(&mut tx).await?;
         // `state` is a column of billing_credits only, so STATE_COLUMN needs no prefix.
@@ -315,9 +331,11 @@ impl<D: Dialect> Alerts for SqlStore<D> {
             D::STATE_COLUMN
         ));
         q.i64(i64::from(policy.expiring_within_days));
-        q.push(") AS window_days FROM billing_credits c LEFT JOIN alert_settings s ON s.site_id = c.site_id \
+        q.push(
+            ") AS window_days FROM billing_credits c LEFT JOIN alert_settings s ON s.site_id = c.site_id \
                 WHERE NOT c.deleted AND NOT c.expired AND c.is_active AND c.remaining_amount > 0 \
-                AND c.end_date IS NOT NULL AND c.end_date > ");
+                AND c.end_date IS NOT NULL AND c.end_date > ",
+        );
         q.time(now).push(" AND c.end_date <= ").time(now).push(" + ");
         let mut days = String::from("coalesce(s.expiring_within_days, ");
         // The default is inlined: it is the service's own number, not input.
@@ -336,8 +354,8 @@ impl<D: Dialect> Alerts for SqlStore<D> {
             let credit = rows::listed_state::<D>(row, None)?;
             let window = D::Db::i64(row, "window_days")?.clamp(0, i64::from(u32::MAX)) as u32;
             let Some(alert) = expiring_alert(&credit, window, now) else { continue };
-            if !endpoints.contains_key(&credit.site_id) {
-                endpoints.insert(credit.site_id, Self::live_endpoints(&mut tx, credit.site_id).await?);
+            if let std::collections::btree_map::Entry::Vacant(entry) = endpoints.entry(credit.site_id) {
+                entry.insert(Self::live_endpoints(&mut tx, credit.site_id).await?);
             }
             written += usize::from(Self::write_alert(&mut tx, &alert, policy, &endpoints[&credit.site_id]).await?);
         }
@@ -349,7 +367,12 @@ impl<D: Dialect> Alerts for SqlStore<D> {
         Self::settings_in(&mut *self.read_conn().await?, site_id).await
     }
 
-    async fn put_alert_settings(&self, site_id: Uuid, settings: &AlertSettings, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn put_alert_settings(
+        &self,
+        site_id: Uuid,
+        settings: &AlertSettings,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let per_unit: BTreeMap<&str, String> =
             settings.low_thresholds.iter().map(|(unit, t)| (unit.as_str(), t.to_string())).collect();
         let per_unit = serde_json::to_string(&per_unit).expect("a map of strings is JSON");
@@ -372,13 +395,23 @@ impl<D: Dialect> Alerts for SqlStore<D> {
         Ok(())
     }
 
-    async fn create_webhook(&self, endpoint: &WebhookEndpoint, secret: &str, max_per_site: u32) -> Result<bool, StoreError> {
+    async fn create_webhook(
+        &self,
+        endpoint: &WebhookEndpoint,
+        secret: &str,
+        max_per_site: u32,
+    ) -> Result<bool, StoreError> {
         // One statement: the count and the insert cannot be separated by another request.
         let mut q = Sql::<D>::new(
             "INSERT INTO webhook_endpoints (endpoint_id, site_id, url, description, secret, created_at) SELECT ",
         );
         q.uuid(endpoint.endpoint_id).push(", ").uuid(endpoint.site_id).push(", ").text(endpoint.url.clone());
-        q.push(", ").opt_text(endpoint.description.clone()).push(", ").text(secret).push(", ").time(endpoint.created_at);
+        q.push(", ")
+            .opt_text(endpoint.description.clone())
+            .push(", ")
+            .text(secret)
+            .push(", ")
+            .time(endpoint.created_at);
         q.push(" WHERE (SELECT count(*) FROM webhook_endpoints WHERE NOT deleted AND site_id = ");
         q.uuid(endpoint.site_id).push(") < ").i64(i64::from(max_per_site));
         Ok(q.execute(&mut *self.write_conn().await?).await.map_err(sqlx_err)? == 1)
@@ -405,7 +438,11 @@ impl<D: Dialect> Alerts for SqlStore<D> {
     async fn delete_webhook(&self, site_id: Uuid, endpoint_id: Uuid) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
         let mut q = Sql::<D>::new("UPDATE webhook_endpoints SET deleted = ");
-        q.bool(true).push(" WHERE NOT deleted AND site_id = ").uuid(site_id).push(" AND endpoint_id = ").uuid(endpoint_id);
+        q.bool(true)
+            .push(" WHERE NOT deleted AND site_id = ")
+            .uuid(site_id)
+            .push(" AND endpoint_id = ")
+            .uuid(endpoint_id);
         if q.execute(&mut tx).await.map_err(sqlx_err)? == 0 {
             return Ok(false);
         }
@@ -424,7 +461,11 @@ impl<D: Dialect> Alerts for SqlStore<D> {
 
     async fn rotate_webhook_secret(&self, site_id: Uuid, endpoint_id: Uuid, secret: &str) -> Result<bool, StoreError> {
         let mut q = Sql::<D>::new("UPDATE webhook_endpoints SET secret = ");
-        q.text(secret).push(" WHERE NOT deleted AND site_id = ").uuid(site_id).push(" AND endpoint_id = ").uuid(endpoint_id);
+        q.text(secret)
+            .push(" WHERE NOT deleted AND site_id = ")
+            .uuid(site_id)
+            .push(" AND endpoint_id = ")
+            .uuid(endpoint_id);
         Ok(q.execute(&mut *self.write_conn().await?).await.map_err(sqlx_err)? == 1)
     }
 
@@ -464,7 +505,13 @@ impl<D: Dialect> Alerts for SqlStore<D> {
              attempts, next_attempt_at, give_up_at, created_at) SELECT ",
         );
         q.uuid(new_id).push(", d.alert_id, d.site_id, d.kind, d.target, d.endpoint_id, ");
-        q.text(DeliveryStatus::Pending.as_str()).push(", 0, ").time(now).push(", ").time(give_up_at).push(", ").time(now);
+        q.text(DeliveryStatus::Pending.as_str())
+            .push(", 0, ")
+            .time(now)
+            .push(", ")
+            .time(give_up_at)
+            .push(", ")
+            .time(now);
         q.push(" FROM alert_deliveries d JOIN webhook_endpoints e ON e.endpoint_id = d.endpoint_id AND NOT e.deleted");
         q.push(" WHERE d.site_id = ").uuid(site_id).push(" AND d.endpoint_id = ").uuid(endpoint_id);
         q.push(" AND d.delivery_id = ").uuid(delivery_id);
@@ -533,10 +580,15 @@ impl<D: Dialect> Alerts for SqlStore<D> {
         let mut endpoints = BTreeMap::new();
         if !endpoint_ids.is_empty() {
             let ids: Vec<Uuid> = endpoint_ids.into_iter().collect();
-            let mut q = Sql::<D>::new("SELECT endpoint_id, url, secret FROM webhook_endpoints WHERE NOT deleted AND endpoint_id IN ");
+            let mut q = Sql::<D>::new(
+                "SELECT endpoint_id, url, secret FROM webhook_endpoints WHERE NOT deleted AND endpoint_id IN ",
+            );
             q.uuid_list(&ids);
             for row in q.fetch_all(&mut conn).await.map_err(sqlx_err)? {
-                endpoints.insert(D::Db::uuid(&row, "endpoint_id")?, (D::Db::text(&row, "url")?, D::Db::text(&row, "secret")?));
+                endpoints.insert(
+                    D::Db::uuid(&row, "endpoint_id")?,
+                    (D::Db::text(&row, "url")?, D::Db::text(&row, "secret")?),
+                );
             }
         }
         let ids: Vec<Uuid> = alert_ids.into_iter().collect();
@@ -556,13 +608,20 @@ impl<D: Dialect> Alerts for SqlStore<D> {
             .collect())
     }
 
-    async fn record_attempt(&self, d: &ClaimedDelivery, attempt: &Attempt, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn record_attempt(
+        &self,
+        d: &ClaimedDelivery,
+        attempt: &Attempt,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let (status, code, error, next, delivered) = match attempt {
             Attempt::Delivered { status_code } => (DeliveryStatus::Delivered, *status_code, None, now, Some(now)),
             Attempt::Retry { status_code, error, next_attempt_at } => {
                 (DeliveryStatus::Pending, *status_code, Some(error.clone()), *next_attempt_at, None)
             }
-            Attempt::Failed { status_code, error } => (DeliveryStatus::Failed, *status_code, Some(error.clone()), now, None),
+            Attempt::Failed { status_code, error } => {
+                (DeliveryStatus::Failed, *status_code, Some(error.clone()), now, None)
+            }
         };
         let mut q = Sql::<D>::new("UPDATE alert_deliveries SET attempts = attempts + 1, status = ");
         q.text(status.as_str())
@@ -570,14 +629,21 @@ impl<D: Dialect> Alerts for SqlStore<D> {
             .opt_i64(code.map(i64::from))
             .push(", last_error = ")
             .opt_text(error)
-            .push(", next_attempt_at = ").time(next).push(", delivered_at = ").opt_time(delivered);
+            .push(", next_attempt_at = ")
+            .time(next)
+            .push(", delivered_at = ")
+            .opt_time(delivered);
         q.push(", claimed_until = NULL, claim_token = NULL WHERE delivery_id = ").uuid(d.delivery_id);
         q.push(" AND claim_token = ").uuid(d.claim_token);
         Ok(q.execute(&mut *self.write_conn().await?).await.map_err(sqlx_err)? == 1)
     }
 }
 
-async fn save_checkpoint<D: Dialect>(conn: &mut Conn<D>, cursor: FeedCursor, now: DateTime<Utc>) -> Result<(), StoreError> {
+async fn save_checkpoint<D: Dialect>(
+    conn: &mut Conn<D>,
+    cursor: FeedCursor,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     let mut q = Sql::<D>::new("INSERT INTO alert_checkpoint (id, cursor, updated_at)");
     q.values([()], |q, ()| {
         q.i16(1).text(cursor.encode()).time(now);
