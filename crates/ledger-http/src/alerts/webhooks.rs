@@ -67,6 +67,12 @@ pub async fn deliver_due(
     let attempted = claimed.len();
     join_all(claimed.into_iter().map(|delivery| async move {
         let attempt = attempt(client, &delivery, settings).await;
+        let outcome = match &attempt {
+            Attempt::Delivered { .. } => "delivered",
+            Attempt::Retry { .. } => "retry",
+            Attempt::Failed { .. } => "failed",
+        };
+        metrics::counter!("ledger_webhook_attempts_total", "outcome" => outcome).increment(1);
         match store.record_attempt(&delivery, &attempt, Utc::now()).await {
             Ok(true) => {}
             Ok(false) => tracing::warn!(delivery = %delivery.delivery_id, "lease lost before recording the attempt"),
