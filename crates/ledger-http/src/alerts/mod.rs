@@ -26,8 +26,10 @@ pub const WEBHOOK_TIMEOUT_MS: u64 = 5_000;
 pub const WEBHOOK_BACKOFF_BASE_MS: u64 = 1_000;
 pub const WEBHOOK_BACKOFF_MAX_MS: u64 = 15 * 60 * 1_000;
 pub const WEBHOOK_RETRY_HORIZON_S: u64 = 24 * 3_600;
-/// Deliveries one worker claims (and sends concurrently) per round.
-pub const WEBHOOK_CLAIM_BATCH_DELIVERIES: u32 = 32;
+/// Deliveries one worker claims and sends concurrently per round. All are sent at once
+/// (each within the claim's lease), and each records its outcome on a pooled connection
+/// of its own, so this also bounds the connections the worker takes.
+pub const WEBHOOK_CLAIM_BATCH_DELIVERIES: u32 = 8;
 
 /// How the background alerting runs.
 #[derive(Debug, Clone)]
@@ -101,6 +103,7 @@ async fn alerter(store: Arc<dyn EventStore>, settings: Arc<AlertingSettings>) {
         match store.derive_alerts(&settings.policy, Utc::now(), ALERTER_BATCH_EVENTS_DEFAULT).await {
             Ok(step) => {
                 if step.alerts > 0 {
+                    metrics::counter!("ledger_alerts_derived_total").increment(step.alerts as u64);
                     tracing::info!(events = step.events, alerts = step.alerts, "alerts derived");
                 }
                 if step.more {
@@ -120,8 +123,12 @@ async fn expiry_scan(store: Arc<dyn EventStore>, settings: Arc<AlertingSettings>
         ticker.tick().await;
         loop {
             match store.derive_expiring_alerts(&settings.policy, Utc::now(), EXPIRING_SCAN_BATCH_CREDITS).await {
-                Ok(n) if n as u32 >= EXPIRING_SCAN_BATCH_CREDITS => continue,
-                Ok(_) => break,
+                Ok(n) => {
+                    metrics::counter!("ledger_alerts_derived_total").increment(n as u64);
+                    if n < EXPIRING_SCAN_BATCH_CREDITS as usize {
+                        break;
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "expiry alert scan failed; retrying next interval");
                     break;
