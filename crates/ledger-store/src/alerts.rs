@@ -7,8 +7,8 @@
 //! and writes each new crossing as an alert plus one outbox row per consumer (every
 //! webhook endpoint of the site, and NATS), in the same transaction as its feed
 //! checkpoint. Events are durable and the checkpoint moves only with the rows derived
-//! from them, so no alert is lost or derived twice, on any number of replicas (the
-//! alerter step runs under one lock).
+//! from them, so no alert is lost or derived twice, on any number of replicas (steps
+//! write under one lock, and only from the checkpoint they read).
 //!
 //! Expiry alerts depend on time, not events: a periodic scan
 //! ([`Alerts::derive_expiring_alerts`](crate::Alerts::derive_expiring_alerts)) finds

@@ -198,6 +198,7 @@ impl Dialect for PgDialect {
         Ok(())
     }
 
+    const SINGLE_WRITER: bool = false;
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
 
     fn days(days_sql: &str) -> String {

@@ -84,7 +84,73 @@ fn settings_from_row<D: Dialect>(row: &DbRow<D>) -> Result<AlertSettings, StoreE
     })
 }
 
+/// What one alerter step will write: the transitions of the members the events after
+/// `after` touched, and where the checkpoint goes (None: no new event).
+struct StepPlan {
+    after: FeedCursor,
+    next: Option<FeedCursor>,
+    events: usize,
+    /// (site, member, the member's latest event in the page, transition).
+    transitions: Vec<(Uuid, Uuid, Uuid, Transition)>,
+}
+
 impl<D: Dialect> SqlStore<D> {
+    /// Reads what a step needs, writing nothing. None when the alerter has never run
+    /// (there is no checkpoint).
+    async fn plan_step(
+        conn: &mut Conn<D>,
+        policy: &AlertPolicy,
+        now: DateTime<Utc>,
+        batch: u32,
+    ) -> Result<Option<StepPlan>, StoreError> {
+        let Some(after) = checkpoint_in::<D>(conn).await? else { return Ok(None) };
+        let mut q = Sql::<D>::new(format!("SELECT {} FROM events WHERE ", D::EVENT_COLUMNS));
+        q.pieces(D::feed_after(after)).push(" LIMIT ").i64(i64::from(batch));
+        let events = rows::stored_events::<D>(&q.fetch_all(conn).await.map_err(sqlx_err)?)?;
+        let next = events.last().map(|last| last.as_ref().map_or_else(|u| u.cursor, |e| e.cursor));
+
+        // The credits touched, each with the last event that touched it (an event that
+        // cannot be read back still names its credit).
+        let mut touched: BTreeMap<(Uuid, Uuid), (usize, Uuid)> = BTreeMap::new();
+        for (at, event) in events.iter().enumerate() {
+            let (site, credit, id) = match event {
+                Ok(e) => (e.site_id, e.billing_credit_id, e.event_id),
+                Err(u) => (u.site_id, u.billing_credit_id, u.event_id),
+            };
+            touched.insert((site, credit), (at, id));
+        }
+        // Their members (deleted credits too: a deletion lowers the balance).
+        let pairs: Vec<(Uuid, Uuid)> = touched.keys().copied().collect();
+        let mut members: BTreeMap<(Uuid, Uuid), (usize, Uuid)> = BTreeMap::new();
+        for chunk in pairs.chunks(super::store::rows_per_statement::<D>(2).min(500)) {
+            let mut q = Sql::<D>::new(
+                "SELECT site_id, billing_credit_id, wellness_plan_membership_id FROM billing_credits WHERE ",
+            );
+            q.pairs(("site_id", "billing_credit_id"), chunk);
+            for row in q.fetch_all(conn).await.map_err(sqlx_err)? {
+                let Some(member) = D::Db::opt_uuid(&row, "wellness_plan_membership_id")? else { continue };
+                let key = (D::Db::uuid(&row, "site_id")?, D::Db::uuid(&row, "billing_credit_id")?);
+                // The member's latest event in feed order names the crossing.
+                let latest = touched[&key];
+                let entry = members.entry((key.0, member)).or_insert(latest);
+                *entry = (*entry).max(latest);
+            }
+        }
+
+        let mut site_settings: BTreeMap<Uuid, AlertSettings> = BTreeMap::new();
+        let mut transitions = vec![];
+        for ((site_id, member), (_, event_id)) in members {
+            if let std::collections::btree_map::Entry::Vacant(entry) = site_settings.entry(site_id) {
+                entry.insert(Self::settings_in(conn, site_id).await?.unwrap_or_default());
+            }
+            let settings = &site_settings[&site_id];
+            for transition in Self::member_transitions(conn, site_id, member, settings, policy, now).await? {
+                transitions.push((site_id, member, event_id, transition));
+            }
+        }
+        Ok(Some(StepPlan { after, next, events: events.len(), transitions }))
+    }
+
     async fn settings_in(conn: &mut Conn<D>, site_id: Uuid) -> Result<Option<AlertSettings>, StoreError> {
         let mut q = Sql::<D>::new(
             "SELECT default_low_threshold, low_thresholds, expiring_within_days FROM alert_settings WHERE site_id = ",
@@ -240,81 +306,50 @@ impl<D: Dialect> Alerts for SqlStore<D> {
         now: DateTime<Utc>,
         batch: u32,
     ) -> Result<AlerterStep, StoreError> {
-        let mut tx = self.begin().await?;
-        D::lock_alerter(&mut tx).await?;
-        let checkpoint = Sql::<D>::new("SELECT cursor FROM alert_checkpoint WHERE id = 1")
-            .fetch_optional(&mut tx)
-            .await
-            .map_err(sqlx_err)?
-            .map(|row| D::Db::text(&row, "cursor"))
-            .transpose()?;
-        let after = match checkpoint {
-            Some(text) => {
-                FeedCursor::decode(&text).ok_or_else(|| StoreError::Corrupt(format!("alert checkpoint {text:?}")))?
-            }
-            None => {
-                // The first step ever: history raises no alerts, so start at the feed's end.
-                let end = D::feed_end(&mut tx).await?;
-                save_checkpoint::<D>(&mut tx, end, now).await?;
-                tx.commit().await.map_err(sqlx_err)?;
+        let batch = batch.max(1);
+        let (plan, mut tx) = if D::SINGLE_WRITER {
+            // One write connection serves the whole store: plan (every read) on a reader
+            // first, so commands wait only for the writes; a step that went first in
+            // the meantime moved the checkpoint, and this plan is dropped.
+            let plan = Self::plan_step(&mut *self.read_conn().await?, policy, now, batch).await?;
+            let mut tx = self.begin().await?;
+            D::lock_alerter(&mut tx).await?;
+            if checkpoint_in::<D>(&mut tx).await? != plan.as_ref().map(|p| p.after) {
                 return Ok(AlerterStep { events: 0, alerts: 0, more: true });
             }
+            (plan, tx)
+        } else {
+            // Plan under the lock, on the step's own connection: replicas queue for it
+            // instead of planning the same events twice.
+            let mut tx = self.begin().await?;
+            D::lock_alerter(&mut tx).await?;
+            (Self::plan_step(&mut tx, policy, now, batch).await?, tx)
         };
-
-        let mut q = Sql::<D>::new(format!("SELECT {} FROM events WHERE ", D::EVENT_COLUMNS));
-        q.pieces(D::feed_after(after)).push(" LIMIT ").i64(i64::from(batch.max(1)));
-        let events = rows::stored_events::<D>(&q.fetch_all(&mut tx).await.map_err(sqlx_err)?)?;
-        let Some(last) = events.last() else {
-            return Ok(AlerterStep::default()); // dropping the transaction rolls it back
+        let Some(plan) = plan else {
+            // The first step ever: history raises no alerts, so start at the feed's end.
+            let end = D::feed_end(&mut tx).await?;
+            save_checkpoint::<D>(&mut tx, end, now).await?;
+            tx.commit().await.map_err(sqlx_err)?;
+            return Ok(AlerterStep { events: 0, alerts: 0, more: true });
         };
-        let next = last.as_ref().map_or_else(|u| u.cursor, |e| e.cursor);
-
-        // The credits touched, each with the last event that touched it (an event that
-        // cannot be read back still names its credit).
-        let mut touched: BTreeMap<(Uuid, Uuid), (usize, Uuid)> = BTreeMap::new();
-        for (at, event) in events.iter().enumerate() {
-            let (site, credit, id) = match event {
-                Ok(e) => (e.site_id, e.billing_credit_id, e.event_id),
-                Err(u) => (u.site_id, u.billing_credit_id, u.event_id),
-            };
-            touched.insert((site, credit), (at, id));
-        }
-        // Their members (deleted credits too: a deletion lowers the balance).
-        let pairs: Vec<(Uuid, Uuid)> = touched.keys().copied().collect();
-        let mut members: BTreeMap<(Uuid, Uuid), (usize, Uuid)> = BTreeMap::new();
-        for chunk in pairs.chunks(super::store::rows_per_statement::<D>(2).min(500)) {
-            let mut q = Sql::<D>::new(
-                "SELECT site_id, billing_credit_id, wellness_plan_membership_id FROM billing_credits WHERE ",
-            );
-            q.pairs(("site_id", "billing_credit_id"), chunk);
-            for row in q.fetch_all(&mut tx).await.map_err(sqlx_err)? {
-                let Some(member) = D::Db::opt_uuid(&row, "wellness_plan_membership_id")? else { continue };
-                let key = (D::Db::uuid(&row, "site_id")?, D::Db::uuid(&row, "billing_credit_id")?);
-                // The member's latest event in feed order names the crossing.
-                let latest = touched[&key];
-                let entry = members.entry((key.0, member)).or_insert(latest);
-                *entry = (*entry).max(latest);
-            }
-        }
-
-        let mut site_settings: BTreeMap<Uuid, (AlertSettings, Vec<Uuid>)> = BTreeMap::new();
+        let Some(next) = plan.next else {
+            return Ok(AlerterStep::default()); // nothing new; dropping the transaction rolls it back
+        };
         let mut alerts = 0;
-        for ((site_id, member), (_, event_id)) in members {
-            if let std::collections::btree_map::Entry::Vacant(entry) = site_settings.entry(site_id) {
-                let settings = Self::settings_in(&mut tx, site_id).await?.unwrap_or_default();
-                entry.insert((settings, Self::live_endpoints(&mut tx, site_id).await?));
-            }
-            let (settings, endpoints) = &site_settings[&site_id];
-            for transition in Self::member_transitions(&mut tx, site_id, member, settings, policy, now).await? {
-                Self::apply_transition(&mut tx, site_id, member, &transition, now).await?;
-                if let Some(alert) = balance_alert(site_id, member, &transition, event_id, now) {
-                    alerts += usize::from(Self::write_alert(&mut tx, &alert, policy, endpoints).await?);
+        let mut endpoints: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
+        for (site_id, member, event_id, transition) in &plan.transitions {
+            Self::apply_transition(&mut tx, *site_id, *member, transition, now).await?;
+            if let Some(alert) = balance_alert(*site_id, *member, transition, *event_id, now) {
+                // Read under the lock: an endpoint deleted meanwhile gets no delivery.
+                if let std::collections::btree_map::Entry::Vacant(entry) = endpoints.entry(*site_id) {
+                    entry.insert(Self::live_endpoints(&mut tx, *site_id).await?);
                 }
+                alerts += usize::from(Self::write_alert(&mut tx, &alert, policy, &endpoints[site_id]).await?);
             }
         }
         save_checkpoint::<D>(&mut tx, next, now).await?;
         tx.commit().await.map_err(sqlx_err)?;
-        Ok(AlerterStep { events: events.len(), alerts, more: events.len() >= batch.max(1) as usize })
+        Ok(AlerterStep { events: plan.events, alerts, more: plan.events >= batch as usize })
     }
 
     async fn derive_expiring_alerts(
@@ -323,8 +358,8 @@ impl<D: Dialect> Alerts for SqlStore<D> {
         now: DateTime<Utc>,
         limit: u32,
     ) -> Result<usize, StoreError> {
-        let mut tx = self.begin().await?;
-        D::lock_alerter(&mut tx).await?;
+        // Found on a reader, written in a short transaction: no lock is needed, as an
+        // alert's id is its (credit, endDate), so a scan racing another writes it once.
         // `state` is a column of billing_credits only, so STATE_COLUMN needs no prefix.
         let mut q = Sql::<D>::new(format!(
             "SELECT {}, c.site_id, c.billing_credit_id, coalesce(s.expiring_within_days, ",
@@ -347,7 +382,11 @@ impl<D: Dialect> Alerts for SqlStore<D> {
              AND a.billing_credit_id = c.billing_credit_id AND a.end_date = c.end_date) ORDER BY c.end_date LIMIT ",
         );
         q.i64(i64::from(limit));
-        let rows = q.fetch_all(&mut tx).await.map_err(sqlx_err)?;
+        let rows = q.fetch_all(&mut *self.read_conn().await?).await.map_err(sqlx_err)?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.begin().await?;
         let mut endpoints: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
         let mut written = 0;
         for row in &rows {
@@ -637,6 +676,16 @@ impl<D: Dialect> Alerts for SqlStore<D> {
         q.push(" AND claim_token = ").uuid(d.claim_token);
         Ok(q.execute(&mut *self.write_conn().await?).await.map_err(sqlx_err)? == 1)
     }
+}
+
+/// Where the alerter has read the feed up to; None before its first step.
+async fn checkpoint_in<D: Dialect>(conn: &mut Conn<D>) -> Result<Option<FeedCursor>, StoreError> {
+    let row = Sql::<D>::new("SELECT cursor FROM alert_checkpoint WHERE id = 1")
+        .fetch_optional(conn)
+        .await
+        .map_err(sqlx_err)?;
+    let Some(text) = row.map(|row| D::Db::text(&row, "cursor")).transpose()? else { return Ok(None) };
+    FeedCursor::decode(&text).map(Some).ok_or_else(|| StoreError::Corrupt(format!("alert checkpoint {text:?}")))
 }
 
 async fn save_checkpoint<D: Dialect>(

@@ -58,6 +58,9 @@ pub(crate) trait Dialect: Send + Sync + Sized + 'static {
     /// overtaken by a transaction committing late) and its order.
     fn feed_after(after: FeedCursor) -> Vec<Piece>;
 
+    /// Whether one write connection serves the whole store (SQLite): whatever can be read
+    /// before a write transaction should be, since every command waits while it is open.
+    const SINGLE_WRITER: bool;
     /// Ends a claim's subquery: Postgres skips rows another claim has locked.
     const SKIP_LOCKED: &'static str;
     /// `days_sql` days, to add to a bound instant (`instant + {plus_days}`).

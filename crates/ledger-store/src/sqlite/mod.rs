@@ -178,6 +178,7 @@ impl Dialect for SqliteDialect {
         Ok(()) // BEGIN IMMEDIATE holds the database's one write lock already
     }
 
+    const SINGLE_WRITER: bool = true;
     const SKIP_LOCKED: &'static str = "";
 
     fn days(days_sql: &str) -> String {
