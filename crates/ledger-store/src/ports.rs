@@ -1,6 +1,7 @@
 //! What callers ask of a store, one role per trait, so each caller names only what it
 //! uses: the REST writes take [`Commands`], the list and GET take [`Reads`], the NATS
-//! publisher takes [`Feed`], the auditors' tools take [`Audit`], the sweeps [`Upkeep`].
+//! publisher takes [`Feed`], the auditors' tools take [`Audit`], the sweeps [`Upkeep`],
+//! the alerter, the alert API and the delivery workers [`Alerts`].
 //! [`EventStore`] is all of them, for the binary that wires a store into everything.
 
 use async_trait::async_trait;
