@@ -24,6 +24,7 @@ ledger_store::backend_tests!(
     a_receiver_down_then_up_gets_each_delivery_once_after_retries,
     signatures_detect_tampering_and_follow_the_rotated_secret,
     webhook_administration_validates_and_bounds_its_input,
+    deleting_an_endpoint_fails_its_pending_deliveries,
 );
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -370,4 +371,30 @@ async fn webhook_administration_validates_and_bounds_its_input(backend: Backend)
         body,
         json!({ "lowThreshold": 2.5, "lowThresholds": { "USD": 25 }, "expiringWithinDays": 7, "customized": true })
     );
+}
+
+async fn deleting_an_endpoint_fails_its_pending_deliveries(backend: Backend) {
+    let a = AlertApp::start(backend).await;
+    let (webhook, _) = a.register(&format!("http://127.0.0.1:{}/hooks", free_port())).await;
+    let credit = a.credit(Uuid::new_v4(), 1).await;
+    a.use_credit(&credit, 1).await;
+    a.wait_log(&webhook, "failed attempts", |log| {
+        log.len() == 2 && log.iter().all(|d| d["attempts"].as_u64() >= Some(1))
+    })
+    .await;
+    let (status, _) = a.admin(Method::DELETE, &format!("billing-credit-webhooks/{webhook}"), None).await;
+    assert_eq!(status, 204);
+    // The log outlives the endpoint; nothing of it is pending any more.
+    let log = a.deliveries(&webhook).await;
+    assert_eq!(log.len(), 2);
+    for entry in &log {
+        assert_eq!(
+            (&entry["status"], &entry["lastError"]),
+            (&json!("failed"), &json!("the endpoint was deleted")),
+            "{entry}"
+        );
+    }
+    let delivery = log[0]["deliveryId"].as_str().unwrap();
+    let path = format!("billing-credit-webhooks/{webhook}/deliveries/{delivery}/redeliver");
+    assert_eq!(a.admin(Method::POST, &path, None).await.0, 404, "a deleted endpoint gets no redelivery");
 }

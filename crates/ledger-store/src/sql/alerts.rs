@@ -489,7 +489,8 @@ impl<D: Dialect> Alerts for SqlStore<D> {
         q.text(DeliveryStatus::Failed.as_str())
             .push(", last_error = ")
             .text("the endpoint was deleted")
-            .push(" WHERE status = ")
+            // An attempt under way when it was deleted can no longer record its outcome.
+            .push(", claimed_until = NULL, claim_token = NULL WHERE status = ")
             .text(DeliveryStatus::Pending.as_str())
             .push(" AND endpoint_id = ")
             .uuid(endpoint_id);
