@@ -16,7 +16,8 @@ use crate::wire;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WebhookBody {
     /// Where alerts are POSTed: an absolute http or https URL.
-    #[schema(example = "https://example.com/ledger-alerts")]
+    #[serde(deserialize_with = "ledger_wire::text::line")]
+    #[schema(example = "https://example.com/ledger-alerts", max_length = 1000)]
     pub url: String,
     /// What the endpoint is for, for people.
     #[serde(default, deserialize_with = "ledger_wire::text::optional_prose")]

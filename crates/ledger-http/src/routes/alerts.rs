@@ -27,8 +27,8 @@ pub const WEBHOOKS_PATH: &str = "/site/{siteId}/ahds/v1/billing-credit-webhooks"
 pub const WEBHOOK_PATH: &str = "/site/{siteId}/ahds/v1/billing-credit-webhooks/{webhookId}";
 pub const ALERT_SETTINGS_PATH: &str = "/site/{siteId}/ahds/v1/billing-credit-alert-settings";
 
-/// The longest webhook URL accepted.
-pub const WEBHOOK_URL_LENGTH_MAX_CHARS: usize = 2_048;
+/// The longest webhook URL accepted: the wire's bound on any line of text.
+pub const WEBHOOK_URL_LENGTH_MAX_CHARS: usize = ledger_wire::limits::TEXT_CHARS_MAX;
 /// The longest unit code a threshold may name.
 pub const UNIT_CODE_LENGTH_MAX_CHARS: usize = 64;
 /// The prefix of a webhook secret, so a leaked one is recognizable.
