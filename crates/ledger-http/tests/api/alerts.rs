@@ -25,6 +25,7 @@ ledger_store::backend_tests!(
     signatures_detect_tampering_and_follow_the_rotated_secret,
     webhook_administration_validates_and_bounds_its_input,
     deleting_an_endpoint_fails_its_pending_deliveries,
+    a_credit_ending_within_the_window_is_announced_once,
 );
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -49,9 +50,12 @@ fn fast_settings() -> AlertingSettings {
 
 impl AlertApp {
     async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, fast_settings()).await
+    }
+
+    async fn start_with(backend: Backend, settings: AlertingSettings) -> Self {
         let db = TestDatabase::new(backend).await;
         let store: Arc<dyn EventStore> = db.store().await;
-        let settings = fast_settings();
         // The alerter's first step places its checkpoint at the feed's end; taken here,
         // before any credit exists, so every event of the test is after it.
         store.derive_alerts(&settings.policy, chrono::Utc::now(), 10).await.unwrap();
@@ -397,4 +401,35 @@ async fn deleting_an_endpoint_fails_its_pending_deliveries(backend: Backend) {
     let delivery = log[0]["deliveryId"].as_str().unwrap();
     let path = format!("billing-credit-webhooks/{webhook}/deliveries/{delivery}/redeliver");
     assert_eq!(a.admin(Method::POST, &path, None).await.0, 404, "a deleted endpoint gets no redelivery");
+}
+
+async fn a_credit_ending_within_the_window_is_announced_once(backend: Backend) {
+    let settings = AlertingSettings { expiring_scan_interval: Duration::from_millis(100), ..fast_settings() };
+    let a = AlertApp::start_with(backend, settings).await;
+    let receiver = WebhookReceiver::start().await;
+    let (_, secret) = a.register(&receiver.url).await;
+    let (status, _) =
+        a.admin(Method::PUT, "billing-credit-alert-settings", Some(json!({ "expiringWithinDays": 7 }))).await;
+    assert_eq!(status, 200);
+    let member = Uuid::new_v4();
+    let day = |days: i64| (chrono::Utc::now() + chrono::Duration::days(days)).format("%Y-%m-%d").to_string();
+    for (end, total) in [(day(5), 3), (day(20), 4)] {
+        let mut body = visits(total);
+        body["wellnessPlanMembershipId"] = json!(member);
+        body["measurementUnit"] = json!({ "code": "visit" });
+        body["endDate"] = json!(end);
+        a.app.create(body).await;
+    }
+    let got = receiver.wait_for(1, WAIT).await;
+    settle().await;
+    let got_after = receiver.received();
+    assert_eq!(got_after.len(), 1, "only the credit ending within 7 days, once: {:?}", kinds(&got_after));
+    let alert = got[0].json();
+    assert_eq!(
+        (&alert["kind"], &alert["remainingAmount"], &alert["expiringWithinDays"]),
+        (&json!("expiring"), &json!(3), &json!(7))
+    );
+    assert!(alert["endDate"].as_str().unwrap().starts_with(&day(5)), "{alert}");
+    assert_eq!(alert["wellnessPlanMembershipId"], json!(member));
+    assert_eq!(got[0].verify(&secret), Ok(()));
 }
