@@ -26,6 +26,7 @@ ledger_store::backend_tests!(
     webhook_administration_validates_and_bounds_its_input,
     deleting_an_endpoint_fails_its_pending_deliveries,
     a_credit_ending_within_the_window_is_announced_once,
+    moving_a_credit_to_another_member_alerts_the_former_one,
 );
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -432,4 +433,30 @@ async fn a_credit_ending_within_the_window_is_announced_once(backend: Backend) {
     assert!(alert["endDate"].as_str().unwrap().starts_with(&day(5)), "{alert}");
     assert_eq!(alert["wellnessPlanMembershipId"], json!(member));
     assert_eq!(got[0].verify(&secret), Ok(()));
+}
+
+async fn moving_a_credit_to_another_member_alerts_the_former_one(backend: Backend) {
+    let a = AlertApp::start(backend).await;
+    let receiver = WebhookReceiver::start().await;
+    a.register(&receiver.url).await;
+    let (former, new) = (Uuid::new_v4(), Uuid::new_v4());
+    let moved = a.credit(former, 3).await;
+    a.credit(former, 1).await; // 4 visits: above the threshold of 1
+    settle().await;
+    assert!(receiver.received().is_empty());
+
+    let response = a
+        .app
+        .request(Method::PATCH, &a.app.credit_url(&moved))
+        .json(&json!({ "wellnessPlanMembershipId": new }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    let got = receiver.wait_for(1, WAIT).await;
+    settle().await;
+    assert_eq!(receiver.received().len(), 1, "{:?}", kinds(&receiver.received()));
+    let alert = got[0].json();
+    assert_eq!((&alert["kind"], &alert["remainingAmount"]), (&json!("low"), &json!(1)));
+    assert_eq!(alert["wellnessPlanMembershipId"], json!(former), "the member the credit left");
 }

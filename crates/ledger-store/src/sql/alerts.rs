@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use ledger_domain::{balance, BalanceFilter, Credit, CreditType};
+use ledger_domain::{balance, BalanceFilter, Credit, CreditType, Event};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
@@ -137,6 +137,17 @@ impl<D: Dialect> SqlStore<D> {
             }
         }
 
+        // A credit moved to another member left its former member's balance lower too.
+        for (at, event) in events.iter().enumerate() {
+            let Ok(e) = event else { continue };
+            let Event::CreditDetailsChanged(changed) = &e.event else { continue };
+            let former = Self::former_member(conn, e.site_id, e.billing_credit_id, e.version).await?;
+            if let Some(former) = former.filter(|m| Some(*m) != changed.details.wellness_plan_membership_id) {
+                let entry = members.entry((e.site_id, former)).or_insert((at, e.event_id));
+                *entry = (*entry).max((at, e.event_id));
+            }
+        }
+
         let mut site_settings: BTreeMap<Uuid, AlertSettings> = BTreeMap::new();
         let mut transitions = vec![];
         for ((site_id, member), (_, event_id)) in members {
@@ -149,6 +160,27 @@ impl<D: Dialect> SqlStore<D> {
             }
         }
         Ok(Some(StepPlan { after, next, events: events.len(), transitions }))
+    }
+
+    /// The member a credit belonged to before its version `version`: the one named by
+    /// its latest earlier issue or details change.
+    async fn former_member(
+        conn: &mut Conn<D>,
+        site_id: Uuid,
+        billing_credit_id: Uuid,
+        version: u64,
+    ) -> Result<Option<Uuid>, StoreError> {
+        let mut q = Sql::<D>::new(format!("SELECT {} FROM events WHERE site_id = ", D::EVENT_COLUMNS));
+        q.uuid(site_id).push(" AND billing_credit_id = ").uuid(billing_credit_id);
+        q.push(" AND version < ").i64(version as i64).push(" AND event_type IN (");
+        q.text("CreditIssued").push(", ").text("CreditDetailsChanged").push(") ORDER BY version DESC LIMIT 1");
+        let rows = q.fetch_all(conn).await.map_err(sqlx_err)?;
+        let Some(Ok(previous)) = rows::stored_events::<D>(&rows)?.into_iter().next() else { return Ok(None) };
+        Ok(match previous.event {
+            Event::CreditIssued(issued) => issued.details.wellness_plan_membership_id,
+            Event::CreditDetailsChanged(changed) => changed.details.wellness_plan_membership_id,
+            _ => None,
+        })
     }
 
     async fn settings_in(conn: &mut Conn<D>, site_id: Uuid) -> Result<Option<AlertSettings>, StoreError> {
