@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
-use ledger_domain::{BalanceLine, CreditType};
+use ledger_domain::{BalanceLine, CreditDetails, CreditType};
 use rust_decimal::Decimal;
 use serde_json::json;
 use uuid::Uuid;
@@ -131,12 +131,24 @@ pub enum Transition {
     Rearm { key: LineKey, kind: AlertKind },
 }
 
+/// The line a credit with these details counts in.
+pub fn line_key(details: &CreditDetails) -> LineKey {
+    let unit = match details.credit_type {
+        CreditType::Monetary => details.currency.as_ref(),
+        CreditType::Quantity => details.measurement_unit.as_ref(),
+    };
+    (details.credit_type, unit.and_then(|c| c.code.clone()).unwrap_or_default())
+}
+
 /// The transitions of a member's lines: `lines` is the balance now, `past` the
-/// (line, kind) pairs past their threshold when last evaluated. A line that is gone
-/// (its last credit expired or deleted) counts as 0 left, but only if it was known.
+/// (line, kind) pairs past their threshold when last evaluated, `left` the lines a
+/// credit has just left (it expired, was deleted or deactivated, or changed unit or
+/// member). A line with no spendable credit any more counts as 0 left if it was past a
+/// threshold or was just left; one that never had any is not alerted about.
 pub fn transitions(
     lines: &[BalanceLine],
     past: &[(LineKey, AlertKind)],
+    left: &[LineKey],
     low_threshold: impl Fn(&str) -> Decimal,
 ) -> Vec<Transition> {
     // Ordered by (type name, unit), as the balance orders its lines.
@@ -145,7 +157,7 @@ pub fn transitions(
         let key = (line.credit_type, line.unit_code.clone().unwrap_or_default());
         remaining.insert((key.0.as_str(), key.1.clone()), (key, line.remaining_amount));
     }
-    for (key, _) in past {
+    for key in past.iter().map(|(key, _)| key).chain(left) {
         remaining.entry((key.0.as_str(), key.1.clone())).or_insert((key.clone(), Decimal::ZERO));
     }
     let mut out = vec![];
@@ -427,15 +439,18 @@ mod tests {
     #[test]
     fn fires_once_per_crossing_and_rearms_above() {
         let one = |_: &str| Decimal::ONE;
-        assert!(transitions(&[line(3)], &[], one).is_empty());
-        assert_eq!(kinds(&transitions(&[line(1)], &[], one)), [(true, AlertKind::Low)]);
-        assert!(transitions(&[line(1)], &[(key(), AlertKind::Low)], one).is_empty(), "still low: no second alert");
-        assert_eq!(kinds(&transitions(&[line(0)], &[(key(), AlertKind::Low)], one)), [(true, AlertKind::Depleted)]);
-        let both = [(key(), AlertKind::Low), (key(), AlertKind::Depleted)];
-        assert!(transitions(&[line(0)], &both, one).is_empty());
-        assert_eq!(kinds(&transitions(&[line(1)], &both, one)), [(false, AlertKind::Depleted)]);
+        assert!(transitions(&[line(3)], &[], &[], one).is_empty());
+        assert_eq!(kinds(&transitions(&[line(1)], &[], &[], one)), [(true, AlertKind::Low)]);
+        assert!(transitions(&[line(1)], &[(key(), AlertKind::Low)], &[], one).is_empty(), "still low: no second alert");
         assert_eq!(
-            kinds(&transitions(&[line(4)], &both, one)),
+            kinds(&transitions(&[line(0)], &[(key(), AlertKind::Low)], &[], one)),
+            [(true, AlertKind::Depleted)]
+        );
+        let both = [(key(), AlertKind::Low), (key(), AlertKind::Depleted)];
+        assert!(transitions(&[line(0)], &both, &[], one).is_empty());
+        assert_eq!(kinds(&transitions(&[line(1)], &both, &[], one)), [(false, AlertKind::Depleted)]);
+        assert_eq!(
+            kinds(&transitions(&[line(4)], &both, &[], one)),
             [(false, AlertKind::Low), (false, AlertKind::Depleted)]
         );
     }
@@ -444,11 +459,17 @@ mod tests {
     fn a_known_line_that_is_gone_counts_as_depleted() {
         let one = |_: &str| Decimal::ONE;
         assert_eq!(
-            kinds(&transitions(&[], &[(key(), AlertKind::Low)], one)),
+            kinds(&transitions(&[], &[(key(), AlertKind::Low)], &[], one)),
             [(true, AlertKind::Depleted)],
             "its last credit expired"
         );
-        assert!(transitions(&[], &[], one).is_empty(), "an unknown line is not alerted about");
+        assert!(transitions(&[], &[], &[], one).is_empty(), "an unknown line is not alerted about");
+        assert_eq!(
+            kinds(&transitions(&[], &[], &[key()], one)),
+            [(true, AlertKind::Low), (true, AlertKind::Depleted)],
+            "its last credit expired with 3 left"
+        );
+        assert!(transitions(&[line(2)], &[], &[key()], one).is_empty(), "other credits of the line remain");
     }
 
     #[test]

@@ -27,6 +27,7 @@ ledger_store::backend_tests!(
     deleting_an_endpoint_fails_its_pending_deliveries,
     a_credit_ending_within_the_window_is_announced_once,
     moving_a_credit_to_another_member_alerts_the_former_one,
+    a_line_whose_last_credit_expires_is_depleted,
 );
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -459,4 +460,31 @@ async fn moving_a_credit_to_another_member_alerts_the_former_one(backend: Backen
     let alert = got[0].json();
     assert_eq!((&alert["kind"], &alert["remainingAmount"]), (&json!("low"), &json!(1)));
     assert_eq!(alert["wellnessPlanMembershipId"], json!(former), "the member the credit left");
+}
+
+async fn a_line_whose_last_credit_expires_is_depleted(backend: Backend) {
+    let a = AlertApp::start(backend).await;
+    let receiver = WebhookReceiver::start().await;
+    a.register(&receiver.url).await;
+    let member = Uuid::new_v4();
+    let credit = a.credit(member, 3).await;
+    let inactive = {
+        let mut body = visits(2);
+        body["wellnessPlanMembershipId"] = json!(member);
+        body["measurementUnit"] = json!({ "code": "visit" });
+        body["isActive"] = json!(false);
+        a.app.create(body).await
+    };
+    assert_eq!(inactive["isActive"], json!(false));
+    settle().await;
+    assert!(receiver.received().is_empty(), "an inactive credit joins no line, and raises nothing");
+
+    let url = format!("{}/expire", a.app.credit_url(&credit));
+    let response = a.app.request(Method::POST, &url).json(&json!({})).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let got = receiver.wait_for(2, WAIT).await;
+    settle().await;
+    assert_eq!(receiver.received().len(), 2);
+    assert_eq!(kinds(&got), ["depleted", "low"], "3 visits written off: the line is at 0");
+    assert!(got.iter().all(|r| r.json()["remainingAmount"] == json!(0) && r.json()["unit"] == json!("visit")));
 }

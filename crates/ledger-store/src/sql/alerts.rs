@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use ledger_domain::{balance, BalanceFilter, Credit, CreditType, Event};
+use ledger_domain::{balance, BalanceFilter, Credit, CreditDetails, CreditType, Event};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
@@ -84,6 +84,14 @@ fn settings_from_row<D: Dialect>(row: &DbRow<D>) -> Result<AlertSettings, StoreE
     })
 }
 
+/// A member an alerter step evaluates.
+struct MemberTouch {
+    /// (position in the page, event id) of the member's latest event.
+    latest: (usize, Uuid),
+    /// Lines a credit of the member has just left.
+    left: Vec<LineKey>,
+}
+
 /// What one alerter step will write: the transitions of the members the events after
 /// `after` touched, and where the checkpoint goes (None: no new event).
 struct StepPlan {
@@ -119,57 +127,87 @@ impl<D: Dialect> SqlStore<D> {
             };
             touched.insert((site, credit), (at, id));
         }
-        // Their members (deleted credits too: a deletion lowers the balance).
+        // Their credits as they stand (deleted ones too: a deletion lowers the balance).
         let pairs: Vec<(Uuid, Uuid)> = touched.keys().copied().collect();
-        let mut members: BTreeMap<(Uuid, Uuid), (usize, Uuid)> = BTreeMap::new();
+        let mut credits: BTreeMap<(Uuid, Uuid), Credit> = BTreeMap::new();
         for chunk in pairs.chunks(super::store::rows_per_statement::<D>(2).min(500)) {
-            let mut q = Sql::<D>::new(
-                "SELECT site_id, billing_credit_id, wellness_plan_membership_id FROM billing_credits WHERE ",
-            );
+            let mut q = Sql::<D>::new(format!(
+                "SELECT {}, site_id, billing_credit_id FROM billing_credits WHERE ",
+                D::STATE_COLUMN
+            ));
             q.pairs(("site_id", "billing_credit_id"), chunk);
             for row in q.fetch_all(conn).await.map_err(sqlx_err)? {
-                let Some(member) = D::Db::opt_uuid(&row, "wellness_plan_membership_id")? else { continue };
-                let key = (D::Db::uuid(&row, "site_id")?, D::Db::uuid(&row, "billing_credit_id")?);
-                // The member's latest event in feed order names the crossing.
-                let latest = touched[&key];
-                let entry = members.entry((key.0, member)).or_insert(latest);
-                *entry = (*entry).max(latest);
+                let credit = rows::listed_state::<D>(&row, None)?;
+                credits.insert((credit.site_id, credit.billing_credit_id), credit);
             }
         }
-
-        // A credit moved to another member left its former member's balance lower too.
+        // The members to evaluate, each with its latest event in feed order (it names
+        // the crossing) and the lines a credit of theirs has just left.
+        let mut members: BTreeMap<(Uuid, Uuid), MemberTouch> = BTreeMap::new();
+        fn touch(
+            members: &mut BTreeMap<(Uuid, Uuid), MemberTouch>,
+            at: (Uuid, Uuid),
+            latest: (usize, Uuid),
+            left: Option<LineKey>,
+        ) {
+            let entry = members.entry(at).or_insert(MemberTouch { latest, left: vec![] });
+            entry.latest = entry.latest.max(latest);
+            entry.left.extend(left);
+        }
+        for (key, credit) in &credits {
+            if let Some(member) = credit.details.wellness_plan_membership_id {
+                touch(&mut members, (key.0, member), touched[key], None);
+            }
+        }
         for (at, event) in events.iter().enumerate() {
             let Ok(e) = event else { continue };
-            let Event::CreditDetailsChanged(changed) = &e.event else { continue };
-            let former = Self::former_member(conn, e.site_id, e.billing_credit_id, e.version).await?;
-            if let Some(former) = former.filter(|m| Some(*m) != changed.details.wellness_plan_membership_id) {
-                let entry = members.entry((e.site_id, former)).or_insert((at, e.event_id));
-                *entry = (*entry).max((at, e.event_id));
+            let latest = (at, e.event_id);
+            match &e.event {
+                Event::CreditExpired(_) | Event::CreditDeleted(_) | Event::CreditDeactivated(_) => {
+                    let Some(credit) = credits.get(&(e.site_id, e.billing_credit_id)) else { continue };
+                    if let Some(member) = credit.details.wellness_plan_membership_id {
+                        touch(&mut members, (e.site_id, member), latest, Some(line_key(&credit.details)));
+                    }
+                }
+                // A credit moved to another member or unit left its former line.
+                Event::CreditDetailsChanged(changed) => {
+                    let former = Self::former_details(conn, e.site_id, e.billing_credit_id, e.version).await?;
+                    let Some(former) = former else { continue };
+                    let moved = former.wellness_plan_membership_id != changed.details.wellness_plan_membership_id
+                        || line_key(&former) != line_key(&changed.details);
+                    if let Some(member) = former.wellness_plan_membership_id.filter(|_| moved) {
+                        touch(&mut members, (e.site_id, member), latest, Some(line_key(&former)));
+                    }
+                }
+                _ => {}
             }
         }
 
         let mut site_settings: BTreeMap<Uuid, AlertSettings> = BTreeMap::new();
         let mut transitions = vec![];
-        for ((site_id, member), (_, event_id)) in members {
+        for ((site_id, member), touch) in members {
             if let std::collections::btree_map::Entry::Vacant(entry) = site_settings.entry(site_id) {
                 entry.insert(Self::settings_in(conn, site_id).await?.unwrap_or_default());
             }
             let settings = &site_settings[&site_id];
-            for transition in Self::member_transitions(conn, site_id, member, settings, policy, now).await? {
+            let (_, event_id) = touch.latest;
+            for transition in
+                Self::member_transitions(conn, site_id, member, &touch.left, settings, policy, now).await?
+            {
                 transitions.push((site_id, member, event_id, transition));
             }
         }
         Ok(Some(StepPlan { after, next, events: events.len(), transitions }))
     }
 
-    /// The member a credit belonged to before its version `version`: the one named by
-    /// its latest earlier issue or details change.
-    async fn former_member(
+    /// A credit's details before its version `version`: those of its latest earlier
+    /// issue or details change.
+    async fn former_details(
         conn: &mut Conn<D>,
         site_id: Uuid,
         billing_credit_id: Uuid,
         version: u64,
-    ) -> Result<Option<Uuid>, StoreError> {
+    ) -> Result<Option<CreditDetails>, StoreError> {
         let mut q = Sql::<D>::new(format!("SELECT {} FROM events WHERE site_id = ", D::EVENT_COLUMNS));
         q.uuid(site_id).push(" AND billing_credit_id = ").uuid(billing_credit_id);
         q.push(" AND version < ").i64(version as i64).push(" AND event_type IN (");
@@ -177,8 +215,8 @@ impl<D: Dialect> SqlStore<D> {
         let rows = q.fetch_all(conn).await.map_err(sqlx_err)?;
         let Some(Ok(previous)) = rows::stored_events::<D>(&rows)?.into_iter().next() else { return Ok(None) };
         Ok(match previous.event {
-            Event::CreditIssued(issued) => issued.details.wellness_plan_membership_id,
-            Event::CreditDetailsChanged(changed) => changed.details.wellness_plan_membership_id,
+            Event::CreditIssued(issued) => Some(issued.details),
+            Event::CreditDetailsChanged(changed) => Some(changed.details),
             _ => None,
         })
     }
@@ -257,6 +295,7 @@ impl<D: Dialect> SqlStore<D> {
         conn: &mut Conn<D>,
         site_id: Uuid,
         member: Uuid,
+        left: &[LineKey],
         settings: &AlertSettings,
         policy: &AlertPolicy,
         now: DateTime<Utc>,
@@ -289,7 +328,7 @@ impl<D: Dialect> SqlStore<D> {
                 Ok((key, kind(&D::Db::text(r, "kind")?)?))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(transitions(&lines, &past, |unit| settings.low_threshold(unit, policy)))
+        Ok(transitions(&lines, &past, left, |unit| settings.low_threshold(unit, policy)))
     }
 
     async fn apply_transition(
