@@ -16,7 +16,7 @@
 //! (credit, endDate).
 //!
 //! Delivery workers claim due outbox rows for a lease
-//! ([`Alerts::claim_deliveries`](crate::Alerts::claim_deliveries)), so one replica at a
+//! ([`AlertOutbox::claim_deliveries`](crate::AlertOutbox::claim_deliveries)), so one replica at a
 //! time attempts a row, and record each attempt under the claim's token.
 
 use std::collections::BTreeMap;

@@ -3,7 +3,8 @@
 //! An append-only event store with its projections, on Postgres (production) or SQLite
 //! (the embedded zero-setup default). The flow is written once ([`sql`]); each database
 //! supplies only what differs ([`postgres`], [`sqlite`]). Callers ask for the role they
-//! use ([`Commands`], [`Reads`], [`Feed`], [`Audit`], [`Upkeep`], [`Alerts`], [`Health`]);
+//! use ([`Commands`], [`Reads`], [`Feed`], [`Audit`], [`Upkeep`], [`Alerts`],
+//! [`AlertOutbox`], [`Health`]);
 //! [`sql::connect`] opens a store that plays them all ([`EventStore`]).
 //!
 //! - `events` is append-only (the database itself refuses UPDATE and DELETE).

@@ -1,7 +1,7 @@
 //! What callers ask of a store, one role per trait, so each caller names only what it
 //! uses: the REST writes take [`Commands`], the list and GET take [`Reads`], the NATS
 //! publisher takes [`Feed`], the auditors' tools take [`Audit`], the sweeps [`Upkeep`],
-//! the alerter, the alert API and the delivery workers [`Alerts`].
+//! the alerter [`Alerts`], the delivery workers [`AlertOutbox`].
 //! [`EventStore`] is all of them, for the binary that wires a store into everything.
 
 use async_trait::async_trait;
@@ -168,8 +168,8 @@ pub trait Upkeep: Send + Sync {
     async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 }
 
-/// Balance alerts: derived from the feed into an outbox, the webhook endpoints and
-/// settings of each site, and the outbox's delivery (see [`crate::alerts`]).
+/// Balance alerts: derived from the feed into the [`AlertOutbox`], by each site's
+/// settings (see [`crate::alerts`]).
 #[async_trait]
 pub trait Alerts: Send + Sync {
     /// One alerter step, in one transaction under the alerter's lock: reads up to
@@ -200,7 +200,12 @@ pub trait Alerts: Send + Sync {
         settings: &AlertSettings,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+}
 
+/// The alert outbox: the webhook endpoints of each site, and the deliveries of alerts
+/// to them and to NATS (see [`crate::alerts`]).
+#[async_trait]
+pub trait AlertOutbox: Send + Sync {
     /// Registers an endpoint with its secret; false (nothing written) when the site has
     /// `max_per_site` already.
     async fn create_webhook(
@@ -263,6 +268,6 @@ pub trait Health: Send + Sync {
 }
 
 /// Every role at once: what the binary hands out, each caller taking the part it uses.
-pub trait EventStore: Commands + Reads + Feed + Audit + Upkeep + Alerts + Health + 'static {}
+pub trait EventStore: Commands + Reads + Feed + Audit + Upkeep + Alerts + AlertOutbox + Health + 'static {}
 
-impl<T: Commands + Reads + Feed + Audit + Upkeep + Alerts + Health + 'static> EventStore for T {}
+impl<T: Commands + Reads + Feed + Audit + Upkeep + Alerts + AlertOutbox + Health + 'static> EventStore for T {}

@@ -10,6 +10,7 @@ mod db;
 mod dialect;
 mod list;
 mod once;
+mod outbox;
 mod reads;
 mod rows;
 mod store;
