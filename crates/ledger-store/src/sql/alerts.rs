@@ -18,7 +18,7 @@ use super::store::SqlStore;
 use crate::alerts::*;
 use crate::balance::MEMBER_CREDITS_MAX;
 use crate::error::StoreError;
-use crate::model::FeedCursor;
+use crate::model::{FeedCursor, StoredEvent};
 use crate::ports::Alerts;
 
 pub(super) fn sqlx_err(e: sqlx::Error) -> StoreError {
@@ -60,6 +60,18 @@ struct MemberTouch {
     left: Vec<LineKey>,
 }
 
+/// Adds an event of `member` (and the line it left, if any) to those a step evaluates.
+fn touch(
+    members: &mut BTreeMap<(Uuid, Uuid), MemberTouch>,
+    member: (Uuid, Uuid),
+    latest: (usize, Uuid),
+    left: Option<LineKey>,
+) {
+    let entry = members.entry(member).or_insert(MemberTouch { latest, left: vec![] });
+    entry.latest = entry.latest.max(latest);
+    entry.left.extend(left);
+}
+
 /// What one alerter step will write: the transitions of the members the events after
 /// `after` touched, and where the checkpoint goes (None: no new event).
 struct StepPlan {
@@ -85,6 +97,29 @@ impl<D: Dialect> SqlStore<D> {
         let events = rows::stored_events::<D>(&q.fetch_all(conn).await.map_err(sqlx_err)?)?;
         let next = events.last().map(|last| last.as_ref().map_or_else(|u| u.cursor, |e| e.cursor));
 
+        let members = Self::members_touched(conn, &events).await?;
+        let mut site_settings: BTreeMap<Uuid, AlertSettings> = BTreeMap::new();
+        let mut transitions = vec![];
+        for ((site_id, member), touch) in members {
+            if let std::collections::btree_map::Entry::Vacant(entry) = site_settings.entry(site_id) {
+                entry.insert(Self::settings_in(conn, site_id).await?.unwrap_or_default());
+            }
+            let settings = &site_settings[&site_id];
+            let (_, event_id) = touch.latest;
+            for transition in
+                Self::member_transitions(conn, site_id, member, &touch.left, settings, policy, now).await?
+            {
+                transitions.push((site_id, member, event_id, transition));
+            }
+        }
+        Ok(Some(StepPlan { after, next, events: events.len(), transitions }))
+    }
+
+    /// The members whose balance the page's events may have moved, by (site, member).
+    async fn members_touched(
+        conn: &mut Conn<D>,
+        events: &[StoredEvent],
+    ) -> Result<BTreeMap<(Uuid, Uuid), MemberTouch>, StoreError> {
         // The credits touched, each with the last event that touched it (an event that
         // cannot be read back still names its credit).
         let mut touched: BTreeMap<(Uuid, Uuid), (usize, Uuid)> = BTreeMap::new();
@@ -112,16 +147,6 @@ impl<D: Dialect> SqlStore<D> {
         // The members to evaluate, each with its latest event in feed order (it names
         // the crossing) and the lines a credit of theirs has just left.
         let mut members: BTreeMap<(Uuid, Uuid), MemberTouch> = BTreeMap::new();
-        fn touch(
-            members: &mut BTreeMap<(Uuid, Uuid), MemberTouch>,
-            at: (Uuid, Uuid),
-            latest: (usize, Uuid),
-            left: Option<LineKey>,
-        ) {
-            let entry = members.entry(at).or_insert(MemberTouch { latest, left: vec![] });
-            entry.latest = entry.latest.max(latest);
-            entry.left.extend(left);
-        }
         for (key, credit) in &credits {
             if let Some(member) = credit.details.wellness_plan_membership_id {
                 touch(&mut members, (key.0, member), touched[key], None);
@@ -150,22 +175,7 @@ impl<D: Dialect> SqlStore<D> {
                 _ => {}
             }
         }
-
-        let mut site_settings: BTreeMap<Uuid, AlertSettings> = BTreeMap::new();
-        let mut transitions = vec![];
-        for ((site_id, member), touch) in members {
-            if let std::collections::btree_map::Entry::Vacant(entry) = site_settings.entry(site_id) {
-                entry.insert(Self::settings_in(conn, site_id).await?.unwrap_or_default());
-            }
-            let settings = &site_settings[&site_id];
-            let (_, event_id) = touch.latest;
-            for transition in
-                Self::member_transitions(conn, site_id, member, &touch.left, settings, policy, now).await?
-            {
-                transitions.push((site_id, member, event_id, transition));
-            }
-        }
-        Ok(Some(StepPlan { after, next, events: events.len(), transitions }))
+        Ok(members)
     }
 
     /// A credit's details before its version `version`: those of its latest earlier
