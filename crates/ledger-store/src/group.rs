@@ -166,9 +166,9 @@ pub(crate) fn group_keys(executions: &[Execution]) -> Vec<(Uuid, Uuid)> {
     keys.into_iter().collect()
 }
 
-/// The (site, command id) pairs the group carries, as two columns.
-pub(crate) fn group_command_ids(executions: &[Execution]) -> (Vec<Uuid>, Vec<Uuid>) {
-    executions.iter().filter_map(|e| e.meta.command_id.map(|c| (e.site_id, c))).unzip()
+/// The (site, command id) pairs the group carries.
+pub(crate) fn group_commands(executions: &[Execution]) -> Vec<(Uuid, Uuid)> {
+    executions.iter().filter_map(|e| e.meta.command_id.map(|c| (e.site_id, c))).collect()
 }
 
 /// Decides every command of the group in arrival order, each against the credits as
