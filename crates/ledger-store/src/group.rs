@@ -30,6 +30,8 @@ use crate::prepare::{decision_to_appends, prepare, LoadedStream, PreparedCredit,
 
 /// The most commands one group transaction carries.
 pub const GROUP_COMMANDS_MAX: usize = 64;
+/// The most commands one transaction of [`execute_in_order`] carries.
+pub const ORDERED_GROUP_COMMANDS_MAX: usize = 1_000;
 /// Commands waiting for a writer before `execute` callers wait to enqueue.
 pub const GROUP_QUEUE_CAPACITY: usize = 4_096;
 
@@ -114,31 +116,97 @@ async fn next_group(receiver: &Mutex<mpsc::Receiver<(Execution, Reply)>>) -> Opt
 }
 
 async fn commit_group<B: GroupBackend>(backend: &B, group: Vec<(Execution, Reply)>) {
-    if group.len() == 1 {
-        let (execution, reply) = group.into_iter().next().expect("one");
-        let _ = reply.send(backend.execute_alone(execution).await);
-        return;
-    }
     let (executions, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
-    match backend.try_group(&executions).await {
-        Ok(results) => {
-            for (reply, result) in replies.into_iter().zip(results) {
-                let _ = reply.send(result);
+    let results = run_group(backend, executions, &mut HashSet::new()).await;
+    for (reply, result) in replies.into_iter().zip(results) {
+        let _ = reply.send(result);
+    }
+}
+
+/// Runs commands in the order given, in groups of up to ORDERED_GROUP_COMMANDS_MAX,
+/// each command with its own outcome. Order per credit is kept even through faults:
+/// once a command fails transiently, the later ones on any of its credits are not run
+/// and fail the same way, so that a retry applies them in their order.
+pub(crate) async fn execute_in_order<B: GroupBackend>(
+    backend: &B,
+    executions: Vec<Execution>,
+) -> Vec<Result<Committed, StoreError>> {
+    let mut results: Vec<Option<Result<Committed, StoreError>>> = executions.iter().map(|_| None).collect();
+    let mut faulted: HashSet<(Uuid, Uuid)> = HashSet::new();
+    let mut pending = executions.into_iter().enumerate().peekable();
+    while pending.peek().is_some() {
+        let (mut slots, mut group) = (vec![], vec![]);
+        for (i, execution) in pending.by_ref().take(ORDERED_GROUP_COMMANDS_MAX) {
+            if keys_of(&execution).any(|k| faulted.contains(&k)) {
+                results[i] = Some(Err(after_fault()));
+            } else {
+                slots.push(i);
+                group.push(execution);
             }
         }
+        if group.is_empty() {
+            continue;
+        }
+        for (i, result) in slots.into_iter().zip(run_group(backend, group, &mut faulted).await) {
+            results[i] = Some(result);
+        }
+    }
+    results.into_iter().map(|r| r.expect("every command is answered")).collect()
+}
+
+/// One group: a transaction for all, or each alone when it cannot be written as one.
+/// Adds the credits of commands that failed transiently to `faulted`, and does not run
+/// a command on such a credit.
+async fn run_group<B: GroupBackend>(
+    backend: &B,
+    executions: Vec<Execution>,
+    faulted: &mut HashSet<(Uuid, Uuid)>,
+) -> Vec<Result<Committed, StoreError>> {
+    if executions.len() == 1 {
+        let execution = executions.into_iter().next().expect("one");
+        return vec![run_alone(backend, execution, faulted).await];
+    }
+    match backend.try_group(&executions).await {
+        Ok(results) => results,
         Err(StoreError::Unavailable(e)) => {
             let reason = e.to_string();
-            for reply in replies {
-                let _ = reply.send(Err(StoreError::Unavailable(sqlx::Error::Protocol(reason.clone()))));
-            }
+            faulted.extend(executions.iter().flat_map(keys_of));
+            executions.iter().map(|_| Err(StoreError::Unavailable(sqlx::Error::Protocol(reason.clone())))).collect()
         }
-        // The group could not be written as one: each command on its own.
+        // The group could not be written as one: each command on its own, in order.
         Err(_) => {
-            for (execution, reply) in executions.into_iter().zip(replies) {
-                let _ = reply.send(backend.execute_alone(execution).await);
+            let mut results = Vec::with_capacity(executions.len());
+            for execution in executions {
+                results.push(run_alone(backend, execution, faulted).await);
             }
+            results
         }
     }
+}
+
+async fn run_alone<B: GroupBackend>(
+    backend: &B,
+    execution: Execution,
+    faulted: &mut HashSet<(Uuid, Uuid)>,
+) -> Result<Committed, StoreError> {
+    let keys: Vec<(Uuid, Uuid)> = keys_of(&execution).collect();
+    if keys.iter().any(|k| faulted.contains(k)) {
+        return Err(after_fault());
+    }
+    let result = backend.execute_alone(execution).await;
+    if matches!(&result, Err(e) if e.is_transient()) {
+        faulted.extend(keys);
+    }
+    result
+}
+
+fn keys_of(execution: &Execution) -> impl Iterator<Item = (Uuid, Uuid)> + '_ {
+    execution.billing_credit_ids.iter().map(|id| (execution.site_id, *id))
+}
+
+/// The answer of a command held back behind an earlier one's transient fault.
+fn after_fault() -> StoreError {
+    StoreError::Unavailable(sqlx::Error::Protocol("an earlier command on the same credit failed; not run".into()))
 }
 
 /// What became of one command of the group before the commit.

@@ -14,7 +14,7 @@ use super::list::{PROJECTION_COLUMNS, PROJECTION_SET_EXCLUDED};
 use super::rows;
 use super::store::{rows_per_statement, SqlStore};
 use crate::error::StoreError;
-use crate::group::{group_commands, group_keys, plan, GroupBackend};
+use crate::group::{execute_in_order, group_commands, group_keys, plan, GroupBackend};
 use crate::model::*;
 use crate::ports::{Commands, Execution, IdempotencyKey, Keyed};
 use crate::prepare::{
@@ -299,6 +299,10 @@ impl<D: Dialect> Commands for SqlStore<D> {
             Some(group) => group.execute(execution).await,
             None => self.execute_alone(execution).await,
         }
+    }
+
+    async fn execute_all(&self, executions: Vec<Execution>) -> Vec<Result<Committed, StoreError>> {
+        execute_in_order(self, executions).await
     }
 
     async fn execute_once(&self, execution: Execution, key: IdempotencyKey) -> Result<Keyed, StoreError> {
