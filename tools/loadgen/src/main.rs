@@ -1,8 +1,9 @@
-//! ledger-loadgen: drives the billing-credit API over HTTP (keep-alive connections) for
-//! `scripts/bench`. Every subcommand prints one JSON object on stdout and its progress on
+//! ledger-loadgen: drives the billing-credit API over HTTP (keep-alive connections), and
+//! queues commands on NATS, for `scripts/bench`. Every subcommand prints one JSON object on stdout and its progress on
 //! stderr. Every loop is bounded: by a request count or by a fixed duration.
 
 mod drive;
+mod nats;
 mod stats;
 
 use std::collections::BTreeSet;
@@ -46,6 +47,8 @@ enum Cmd {
     Seq(SeqArgs),
     /// N sequential list requests (filters + sort + page) cycling over --query strings.
     List(ListArgs),
+    /// Queue N `use` commands on the NATS command stream (JetStream-acknowledged), for the intake bench.
+    NatsUse(nats::NatsUseArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -145,6 +148,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Consume(args) => consume(args).await?,
         Cmd::Seq(args) => seq(args).await?,
         Cmd::List(args) => list(args).await?,
+        Cmd::NatsUse(args) => nats::publish_uses(args).await?,
     };
     println!("{report}");
     Ok(())
@@ -225,7 +229,7 @@ async fn seed(args: SeedArgs) -> anyhow::Result<Value> {
 }
 
 /// (credit ids, distinct membership ids) of an ids file written by `seed`.
-fn read_ids(path: &Path) -> anyhow::Result<(Vec<Uuid>, Vec<Uuid>)> {
+pub(crate) fn read_ids(path: &Path) -> anyhow::Result<(Vec<Uuid>, Vec<Uuid>)> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let (mut credits, mut memberships) = (Vec::new(), BTreeSet::new());
     for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
