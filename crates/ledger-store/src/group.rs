@@ -1,8 +1,8 @@
 //! Group commit: commands that arrive together share one transaction.
 //!
 //! A commit costs a log flush and a round trip per statement. One command alone takes
-//! about five statements (lock or begin, command-id check, insert, upsert, commit); a
-//! group of 64 takes the same five, each carrying every command's rows. Every command is
+//! four round trips on Postgres (begin, lock-and-load, write, commit); a group of 64
+//! takes the same four, each carrying every command's rows. Every command is
 //! still decided on its own against the credits as the commands before it in the group
 //! left them, and keeps its own result: a refused command adds nothing and the others
 //! commit.
@@ -11,10 +11,15 @@
 //! command), the transaction is rolled back and each command runs alone, so one bad
 //! command never fails its neighbours. Deciders are pure, so running one again is safe.
 //!
+//! A command that finds no other in progress does not wait for a writer: it runs alone
+//! in its caller's task, which spares a client that sends one command at a time two
+//! thread hops.
+//!
 //! This module holds what both backends share: the queue, the fallback, and the pure
 //! planning of a group ([`plan`]). Each backend's `try_group` does the IO around it.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -71,6 +76,27 @@ pub(crate) trait GroupBackend: Send + Sync + 'static {
 /// The queue in front of the group writers.
 pub(crate) struct GroupCommit {
     queue: mpsc::Sender<(Execution, Reply)>,
+    /// Runs a command that finds no other in progress, in its caller's task.
+    alone: Arc<dyn GroupBackend>,
+    /// `execute` calls in progress, queued or being written.
+    in_progress: Arc<AtomicUsize>,
+}
+
+/// Counts an `execute` call as in progress until it ends, even if its caller drops it.
+struct InProgress(Arc<AtomicUsize>);
+
+impl InProgress {
+    /// Counts one more call; true when it is the only one.
+    fn enter(counter: &Arc<AtomicUsize>) -> (Self, bool) {
+        let before = counter.fetch_add(1, Ordering::AcqRel);
+        (Self(counter.clone()), before == 0)
+    }
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl GroupCommit {
@@ -78,6 +104,7 @@ impl GroupCommit {
     /// Needs a Tokio runtime.
     pub(crate) fn start<B: GroupBackend + Clone>(backend: B, writers: usize) -> Self {
         assert!(writers >= 1, "group commit needs a writer");
+        let alone: Arc<dyn GroupBackend> = Arc::new(backend.clone());
         let (queue, receiver) = mpsc::channel(GROUP_QUEUE_CAPACITY);
         let receiver = Arc::new(Mutex::new(receiver));
         for _ in 0..writers {
@@ -88,10 +115,16 @@ impl GroupCommit {
                 }
             });
         }
-        Self { queue }
+        Self { queue, alone, in_progress: Arc::new(AtomicUsize::new(0)) }
     }
 
     pub(crate) async fn execute(&self, execution: Execution) -> Result<Committed, StoreError> {
+        let (_in_progress, only) = InProgress::enter(&self.in_progress);
+        if only {
+            // Nothing to share a transaction with: handing the command to a writer task
+            // would only add two thread hops.
+            return self.alone.execute_alone(execution).await;
+        }
         let (reply, answer) = oneshot::channel();
         self.queue
             .send((execution, reply))
