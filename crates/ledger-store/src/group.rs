@@ -286,15 +286,17 @@ pub(crate) fn plan(
     let initial: HashMap<(Uuid, Uuid), Option<Credit>> = streams.iter().map(|(k, s)| (*k, s.state.clone())).collect();
     let mut events: Vec<PreparedEvent> = Vec::new();
     let mut finals: HashMap<(Uuid, Uuid), PreparedCredit> = HashMap::new();
-    let mut seen_commands: HashSet<(Uuid, Uuid)> = HashSet::new();
+    let mut appended: HashSet<(Uuid, Uuid)> = HashSet::new();
     let mut outcomes = Vec::with_capacity(executions.len());
     for execution in executions {
         let site_id = execution.site_id;
-        if let Some(command_id) = execution.meta.command_id {
-            if applied.contains(&(site_id, command_id)) || !seen_commands.insert((site_id, command_id)) {
-                outcomes.push(Outcome::AlreadyApplied(site_id, command_id));
-                continue;
-            }
+        // A command id seen earlier in the group counts only if it wrote events there:
+        // one that wrote none (refused, or nothing to do) is decided again, as it would
+        // be on its own.
+        let command = execution.meta.command_id.map(|command_id| (site_id, command_id));
+        if let Some(command) = command.filter(|c| applied.contains(c) || appended.contains(c)) {
+            outcomes.push(Outcome::AlreadyApplied(command.0, command.1));
+            continue;
         }
         let ids = &execution.billing_credit_ids;
         let loaded: Vec<LoadedStream> = ids.iter().map(|id| streams[&(site_id, *id)].clone()).collect();
@@ -326,6 +328,7 @@ pub(crate) fn plan(
             stream.last_hash = credit.last_hash;
             finals.insert(key, PreparedCredit { credit: credit.credit.clone(), last_hash: credit.last_hash });
         }
+        appended.extend(command);
         let range = events.len()..events.len() + new_events.len();
         events.extend(new_events);
         outcomes.push(Outcome::Appended { range, credits: credits.into_iter().map(|c| c.credit).collect() });

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use ledger_domain::event::StatusChange;
 use ledger_domain::*;
 use ledger_store::commands::command_execution;
 use ledger_store::testing::{fail_payloads_mentioning_transiently, refuse_payloads_mentioning, TestDatabase};
@@ -13,6 +14,7 @@ use uuid::Uuid;
 ledger_store::backend_tests!(
     each_command_is_decided_after_the_ones_before_it,
     a_command_the_database_refuses_fails_alone,
+    a_repeated_command_that_wrote_nothing_is_answered_again,
 );
 
 fn use_with(id: Uuid, site: Uuid, amount: &str, reference: &str, command_id: Option<Uuid>) -> Execution {
@@ -58,6 +60,28 @@ async fn each_command_is_decided_after_the_ones_before_it(backend: Backend) {
         .collect();
     assert_eq!(references, ["first", "rest"], "applied once each, in the order given");
     assert_eq!(fold_stream(&store, site, a).await, store.load(site, a).await.unwrap());
+}
+
+/// An activate of an active credit writes nothing; the same command again in the same
+/// group (a redelivery) is answered the same way, not as a replay of missing events.
+async fn a_repeated_command_that_wrote_nothing_is_answered_again(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let site = Uuid::new_v4();
+    let a = issue(&store, site, draft("5")).await;
+    let command_id = Some(Uuid::new_v4());
+    let activate = || {
+        let command = Command::Activate(StatusChange { reason: None });
+        command_execution(site, a, command, CommandMeta { command_id, ..meta() }, None)
+    };
+
+    let results = store.execute_all(vec![activate(), use_with(a, site, "1", "between", None), activate()]).await;
+
+    for result in &results {
+        assert!(result.is_ok(), "{results:?}");
+    }
+    assert!(results[0].as_ref().unwrap().events.is_empty() && results[2].as_ref().unwrap().events.is_empty());
+    assert_eq!(store.load(site, a).await.unwrap().unwrap().version, 2);
 }
 
 async fn a_command_the_database_refuses_fails_alone(backend: Backend) {

@@ -133,11 +133,18 @@ struct ListArgs {
     #[arg(long, default_value_t = 1_000)]
     count: u64,
     /// A list query string (without '?'), repeatable; "{page}" becomes a random page in
-    /// 0..=--max-page. Requests cycle over the queries.
+    /// 0..=--max-page, "{member}" a random membership id of bench/gen_events.sql (below
+    /// --members). Requests cycle over the queries.
     #[arg(long = "query", required = true)]
     queries: Vec<String>,
     #[arg(long, default_value_t = 0)]
     max_page: u64,
+    /// The resource after `/ahds/v1/`: the credit list, or a member read model.
+    #[arg(long, default_value = "billing-credit")]
+    resource: String,
+    /// How many memberships bench/gen_events.sql made ("{member}" picks one).
+    #[arg(long, default_value_t = 1)]
+    members: u64,
 }
 
 #[tokio::main]
@@ -305,14 +312,17 @@ async fn seq(args: SeqArgs) -> anyhow::Result<Value> {
 
 async fn list(args: ListArgs) -> anyhow::Result<Value> {
     let api = Api::new(&args.target, 1)?;
+    let base =
+        format!("{}{}", api.credits_url.strip_suffix("billing-credit").expect("the credit list URL"), args.resource);
     let queries = args.queries.clone();
-    let max_page = args.max_page;
+    let (max_page, members) = (args.max_page, args.members.max(1));
     let (tally, elapsed) = drive("list", 1, Stop::Count(args.count), move |rng: &mut Rng, i| {
-        let query = queries[i as usize % queries.len()].replace("{page}", &rng.below(max_page + 1).to_string());
-        api.get(&format!("?{query}"))
+        let query = queries[i as usize % queries.len()]
+            .replace("{page}", &rng.below(max_page + 1).to_string())
+            .replace("{member}", &format!("00000000-0000-4000-9000-{:012x}", rng.below(members)));
+        api.http.get(format!("{base}?{query}")).bearer_auth(&api.token)
     })
     .await;
-    Ok(
-        json!({ "kind": "list", "clients": 1, "queries": args.queries, "max_page": args.max_page, "result": tally.summary(elapsed) }),
-    )
+    Ok(json!({ "kind": "list", "clients": 1, "resource": args.resource, "queries": args.queries,
+               "max_page": args.max_page, "result": tally.summary(elapsed) }))
 }
