@@ -106,17 +106,6 @@ pub struct ParsedCommand {
     pub causation_id: Option<Uuid>,
 }
 
-impl ParsedCommand {
-    /// Commands on one credit share this key: the intake runs them in delivery order.
-    /// None for a consume, which may touch several credits.
-    pub fn credit_key(&self) -> Option<(Uuid, Uuid)> {
-        match &self.action {
-            Action::OnCredit { billing_credit_id, .. } => Some((self.site_id, *billing_credit_id)),
-            Action::Consume(_) => None,
-        }
-    }
-}
-
 /// What could be read of a message, even a refused one, to say which command a
 /// rejection answers.
 #[derive(Debug, Clone, Default, PartialEq)]

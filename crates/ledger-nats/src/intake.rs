@@ -1,10 +1,12 @@
 //! Command intake: a durable pull consumer on `{prefix}.commands.>`, shared by every
 //! replica.
 //!
-//! Each pull takes a bounded batch. Within a batch, commands on one credit run one
-//! after another in delivery order, different credits run concurrently (bounded), and a
-//! consume (which may touch any of the member's credits) runs alone, after what came
-//! before it and before what comes after. The next batch is pulled when this one is done.
+//! Each pull takes a bounded batch, and the batch runs as one group: its commands are
+//! decided one by one in delivery order, each against the credits as the ones before it
+//! left them, and committed in one transaction (`Commands::execute_all`); each keeps its
+//! own outcome, ack or rejection, sent after the commit. A consume's credits are read
+//! before the group runs, so a consume that follows a create, PUT, PATCH or delete in
+//! the batch starts a new group. The next batch is pulled when this one is settled.
 //!
 //! Every command runs with `command_id = commandId`, so a redelivery (a crash before the
 //! ack, a publisher retry, a duplicate publish) replays the first outcome instead of
@@ -17,21 +19,20 @@
 //!   database's message, as a business rule would be;
 //! - a transient fault (store unreachable or busy, deadlock, serialization failure,
 //!   concurrent write): nak with a delay that grows with each delivery; the later
-//!   commands of the same credit in the batch are nak'ed too so that they keep their
-//!   order. On the last allowed delivery the command is rejected (`store-unavailable`)
+//!   commands of the same credit in the batch are not run and are nak'ed too, so that
+//!   they keep their order. On the last allowed delivery the command is rejected (`store-unavailable`)
 //!   instead, so the engine hears of it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::PullConsumer, AckKind};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use ledger_store::{commands, CommandMeta, EventStore, StoreError};
+use ledger_domain::Command;
+use ledger_store::{commands, CommandMeta, EventStore, Execution, StoreError};
 use serde_json::json;
 use tokio::sync::watch;
-use uuid::Uuid;
 
 use crate::command::{self, Action, Identity, ParsedCommand, Refusal};
 use crate::NatsSettings;
@@ -139,63 +140,45 @@ impl Intake {
 
     async fn process(&self, messages: Vec<jetstream::Message>) {
         let now = Utc::now();
-        let mut segments: Vec<Vec<Vec<Item>>> = vec![];
-        let mut groups: Vec<Vec<Item>> = vec![];
-        let mut by_credit: HashMap<(Uuid, Uuid), usize> = HashMap::new();
-        for message in messages {
+        let items = messages.into_iter().map(|message| {
             let (identity, parsed) =
                 command::parse(&self.settings.subject_prefix, message.subject.as_str(), &message.payload, now);
-            let item = Item { message, identity, parsed };
-            match item.parsed.as_ref().ok().map(ParsedCommand::credit_key) {
-                // A consume: alone, between what came before and what comes after.
-                Some(None) => {
-                    if !groups.is_empty() {
-                        segments.push(std::mem::take(&mut groups));
-                        by_credit.clear();
-                    }
-                    segments.push(vec![vec![item]]);
+            Item { message, identity, parsed }
+        });
+        for segment in segments(items) {
+            self.run_segment(segment).await;
+        }
+    }
+
+    /// Runs a segment's commands in delivery order as shared transactions, then settles
+    /// every message (acks only after the commit).
+    async fn run_segment(&self, items: Vec<Item>) {
+        let prepared = futures::future::join_all(items.iter().map(|item| self.execution(item))).await;
+        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(items.len());
+        let (mut slots, mut executions) = (vec![], vec![]);
+        for (i, prepared) in prepared.into_iter().enumerate() {
+            match prepared {
+                Ok(execution) => {
+                    slots.push(i);
+                    executions.push(execution);
+                    outcomes.push(None);
                 }
-                Some(Some(key)) => match by_credit.get(&key) {
-                    Some(&i) => groups[i].push(item),
-                    None => {
-                        by_credit.insert(key, groups.len());
-                        groups.push(vec![item]);
-                    }
-                },
-                // Refused before running: order does not matter.
-                None => groups.push(vec![item]),
+                Err(outcome) => outcomes.push(Some(outcome)),
             }
         }
-        if !groups.is_empty() {
-            segments.push(groups);
+        for (i, result) in slots.into_iter().zip(self.store.execute_all(executions).await) {
+            outcomes[i] = Some(outcome_of(result.map(|c| c.replayed)));
         }
-        for segment in segments {
-            futures::stream::iter(segment)
-                .for_each_concurrent(self.settings.max_in_flight, |group| self.run_group(group))
-                .await;
-        }
+        let settled = items
+            .into_iter()
+            .zip(outcomes)
+            .map(|(item, outcome)| self.settle(item, outcome.expect("every command has an outcome")));
+        futures::future::join_all(settled).await;
     }
 
-    /// Runs one credit's commands in order; after a transient fault, naks the rest.
-    async fn run_group(&self, group: Vec<Item>) {
-        let mut retry_after: Option<Duration> = None;
-        for item in group {
-            if let Some(delay) = retry_after {
-                nak(&item.message, delay).await;
-                continue;
-            }
-            let outcome = self.run_item(&item).await;
-            if let Some(delay) = self.settle(item, outcome).await {
-                retry_after = Some(delay);
-            }
-        }
-    }
-
-    async fn run_item(&self, item: &Item) -> Outcome {
-        let parsed = match &item.parsed {
-            Ok(parsed) => parsed,
-            Err(refusal) => return Outcome::Refused(refusal.clone()),
-        };
+    /// The store command a message stands for, or why it has none.
+    async fn execution(&self, item: &Item) -> Result<Execution, Outcome> {
+        let parsed = item.parsed.as_ref().map_err(|refusal| Outcome::Refused(refusal.clone()))?;
         let occurred_at = parsed.occurred_at.unwrap_or_else(|| stored_at(&item.message).unwrap_or_else(Utc::now));
         let meta = CommandMeta {
             actor: parsed.actor.clone().unwrap_or_else(|| self.settings.default_actor.clone()),
@@ -204,40 +187,25 @@ impl Intake {
             causation_id: parsed.causation_id,
             occurred_at,
         };
-        let store = self.store.as_ref();
-        let result = match &parsed.action {
+        Ok(match &parsed.action {
             Action::OnCredit { billing_credit_id, command } => {
-                commands::run_command(store, parsed.site_id, *billing_credit_id, command.clone(), meta, None)
-                    .await
-                    .map(|c| c.replayed)
+                commands::command_execution(parsed.site_id, *billing_credit_id, command.clone(), meta, None)
             }
             Action::Consume(request) => {
-                commands::consume(store, parsed.site_id, request.clone(), meta).await.map(|c| c.committed.replayed)
+                let ids = commands::consume_candidates(
+                    self.store.as_ref(),
+                    parsed.site_id,
+                    request.wellness_plan_membership_id,
+                )
+                .await
+                .map_err(|e| outcome_of(Err(e)))?;
+                commands::consume_execution(parsed.site_id, ids, request.clone(), meta)
             }
-        };
-        match result {
-            Ok(replayed) => Outcome::Committed { replayed },
-            Err(StoreError::Domain(e)) => Outcome::Refused(Refusal::from(&e)),
-            Err(e @ StoreError::Rejected(_)) => Outcome::Refused(Refusal::new("append-rejected", None, e.to_string())),
-            Err(e @ StoreError::VersionConflict { .. }) => {
-                Outcome::Refused(Refusal::new("version-conflict", None, e.to_string()))
-            }
-            Err(e) if e.is_transient() => Outcome::Transient(e.to_string()),
-            // Refused by the database for what the command holds (a constraint, a
-            // trigger, a value it cannot store), or unreadable stored data: the same
-            // command fails the same way on every delivery, so it is answered at once
-            // instead of holding up its credit's later commands.
-            Err(e @ (StoreError::Corrupt(_) | StoreError::Undecodable(_))) => {
-                Outcome::Refused(Refusal::new("stored-data-corrupt", None, e.to_string()))
-            }
-            Err(e) => {
-                Outcome::Refused(Refusal::new("store-refused", None, format!("the store refused the command: {e}")))
-            }
-        }
+        })
     }
 
-    /// Acks, terminates or naks the message. Returns the delay when it was nak'ed.
-    async fn settle(&self, item: Item, outcome: Outcome) -> Option<Duration> {
+    /// Acks, terminates or naks the message.
+    async fn settle(&self, item: Item, outcome: Outcome) {
         let Item { message, identity, .. } = item;
         let deliveries = message.info().map(|i| i.delivered).unwrap_or(1).max(1);
         let outcome = match outcome {
@@ -258,7 +226,6 @@ impl Intake {
                     // The command is committed: a redelivery will only replay it.
                     tracing::warn!(error = %e, "ack failed");
                 }
-                None
             }
             Outcome::Refused(refusal) => {
                 match self.publish_rejection(&message, &identity, &refusal, deliveries).await {
@@ -268,13 +235,10 @@ impl Intake {
                         if let Err(e) = message.ack_with(AckKind::Term).await {
                             tracing::warn!(error = %e, "terminating a rejected command failed");
                         }
-                        None
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "publishing a rejection failed; the command will be redelivered");
-                        let delay = self.backoff(deliveries);
-                        nak(&message, delay).await;
-                        Some(delay)
+                        nak(&message, self.backoff(deliveries)).await;
                     }
                 }
             }
@@ -283,7 +247,6 @@ impl Intake {
                 let delay = self.backoff(deliveries);
                 tracing::warn!(%error, deliveries, delay_ms = delay.as_millis() as u64, "transient fault; nak with backoff");
                 nak(&message, delay).await;
-                Some(delay)
             }
         }
     }
@@ -337,6 +300,52 @@ struct Item {
     message: jetstream::Message,
     identity: Identity,
     parsed: Result<ParsedCommand, Refusal>,
+}
+
+/// Splits a batch where a consume follows a command that may change which credits a
+/// member has (create, PUT, PATCH, delete): a consume's credits are read before its
+/// segment runs, and must include what the commands before it made.
+fn segments(items: impl Iterator<Item = Item>) -> Vec<Vec<Item>> {
+    let mut segments: Vec<Vec<Item>> = vec![vec![]];
+    let mut reshaped = false;
+    for item in items {
+        let action = item.parsed.as_ref().ok().map(|p| &p.action);
+        if matches!(action, Some(Action::Consume(_))) && reshaped {
+            segments.push(vec![]);
+            reshaped = false;
+        }
+        reshaped |= matches!(
+            action,
+            Some(Action::OnCredit {
+                command: Command::Issue(_) | Command::Replace(_) | Command::Patch(_) | Command::Delete(_),
+                ..
+            })
+        );
+        segments.last_mut().expect("a segment").push(item);
+    }
+    segments.retain(|s| !s.is_empty());
+    segments
+}
+
+/// How a command's result is answered on NATS.
+fn outcome_of(result: Result<bool, StoreError>) -> Outcome {
+    match result {
+        Ok(replayed) => Outcome::Committed { replayed },
+        Err(StoreError::Domain(e)) => Outcome::Refused(Refusal::from(&e)),
+        Err(e @ StoreError::Rejected(_)) => Outcome::Refused(Refusal::new("append-rejected", None, e.to_string())),
+        Err(e @ StoreError::VersionConflict { .. }) => {
+            Outcome::Refused(Refusal::new("version-conflict", None, e.to_string()))
+        }
+        Err(e) if e.is_transient() => Outcome::Transient(e.to_string()),
+        // Refused by the database for what the command holds (a constraint, a trigger, a
+        // value it cannot store), or unreadable stored data: the same command fails the
+        // same way on every delivery, so it is answered at once instead of holding up
+        // its credit's later commands.
+        Err(e @ (StoreError::Corrupt(_) | StoreError::Undecodable(_))) => {
+            Outcome::Refused(Refusal::new("stored-data-corrupt", None, e.to_string()))
+        }
+        Err(e) => Outcome::Refused(Refusal::new("store-refused", None, format!("the store refused the command: {e}"))),
+    }
 }
 
 async fn drain(

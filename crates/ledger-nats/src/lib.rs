@@ -53,8 +53,6 @@ pub const ACTOR_DEFAULT: &str = "nats:wellness-plan-engine";
 
 /// Messages taken per pull.
 pub const BATCH_MESSAGES_DEFAULT: usize = 100;
-/// Commands run concurrently by one replica (each holds a store connection).
-pub const IN_FLIGHT_COMMANDS_DEFAULT: usize = 8;
 /// Delivered but unacknowledged messages across all replicas (JetStream max_ack_pending).
 pub const ACK_PENDING_MESSAGES_MAX_DEFAULT: i64 = 1_000;
 /// How long JetStream waits for an ack before redelivering.
@@ -110,7 +108,6 @@ pub struct NatsSettings {
     /// claimed by one).
     pub alerts: bool,
     pub batch_messages: usize,
-    pub max_in_flight: usize,
     pub max_ack_pending: i64,
     pub ack_wait: Duration,
     pub max_deliver: i64,
@@ -144,7 +141,6 @@ impl NatsSettings {
             publish: true,
             alerts: false,
             batch_messages: BATCH_MESSAGES_DEFAULT,
-            max_in_flight: IN_FLIGHT_COMMANDS_DEFAULT,
             max_ack_pending: ACK_PENDING_MESSAGES_MAX_DEFAULT,
             ack_wait: Duration::from_secs(ACK_WAIT_S_DEFAULT),
             max_deliver: MAX_DELIVER_DEFAULT,
@@ -193,7 +189,6 @@ impl NatsSettings {
             );
         }
         anyhow::ensure!((1..=1_000).contains(&self.batch_messages), "batch_messages must be 1 to 1000");
-        anyhow::ensure!(self.max_in_flight >= 1, "max_in_flight must be at least 1");
         anyhow::ensure!(self.max_deliver >= 1, "max_deliver must be at least 1");
         anyhow::ensure!(!self.lease_ttl.is_zero(), "lease_ttl must not be zero");
         anyhow::ensure!(

@@ -1,8 +1,8 @@
 //! Group commit: commands that arrive together share one transaction.
 //!
 //! A commit costs a log flush and a round trip per statement. One command alone takes
-//! about five statements (lock or begin, command-id check, insert, upsert, commit); a
-//! group of 64 takes the same five, each carrying every command's rows. Every command is
+//! four round trips on Postgres (begin, lock-and-load, write, commit); a group of 64
+//! takes the same four, each carrying every command's rows. Every command is
 //! still decided on its own against the credits as the commands before it in the group
 //! left them, and keeps its own result: a refused command adds nothing and the others
 //! commit.
@@ -11,10 +11,15 @@
 //! command), the transaction is rolled back and each command runs alone, so one bad
 //! command never fails its neighbours. Deciders are pure, so running one again is safe.
 //!
+//! A command that finds no other in progress does not wait for a writer: it runs alone
+//! in its caller's task, which spares a client that sends one command at a time two
+//! thread hops.
+//!
 //! This module holds what both backends share: the queue, the fallback, and the pure
 //! planning of a group ([`plan`]). Each backend's `try_group` does the IO around it.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -30,6 +35,8 @@ use crate::prepare::{decision_to_appends, prepare, LoadedStream, PreparedCredit,
 
 /// The most commands one group transaction carries.
 pub const GROUP_COMMANDS_MAX: usize = 64;
+/// The most commands one transaction of [`execute_in_order`] carries.
+pub const ORDERED_GROUP_COMMANDS_MAX: usize = 1_000;
 /// Commands waiting for a writer before `execute` callers wait to enqueue.
 pub const GROUP_QUEUE_CAPACITY: usize = 4_096;
 
@@ -69,6 +76,27 @@ pub(crate) trait GroupBackend: Send + Sync + 'static {
 /// The queue in front of the group writers.
 pub(crate) struct GroupCommit {
     queue: mpsc::Sender<(Execution, Reply)>,
+    /// Runs a command that finds no other in progress, in its caller's task.
+    alone: Arc<dyn GroupBackend>,
+    /// `execute` calls in progress, queued or being written.
+    in_progress: Arc<AtomicUsize>,
+}
+
+/// Counts an `execute` call as in progress until it ends, even if its caller drops it.
+struct InProgress(Arc<AtomicUsize>);
+
+impl InProgress {
+    /// Counts one more call; true when it is the only one.
+    fn enter(counter: &Arc<AtomicUsize>) -> (Self, bool) {
+        let before = counter.fetch_add(1, Ordering::AcqRel);
+        (Self(counter.clone()), before == 0)
+    }
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl GroupCommit {
@@ -76,6 +104,7 @@ impl GroupCommit {
     /// Needs a Tokio runtime.
     pub(crate) fn start<B: GroupBackend + Clone>(backend: B, writers: usize) -> Self {
         assert!(writers >= 1, "group commit needs a writer");
+        let alone: Arc<dyn GroupBackend> = Arc::new(backend.clone());
         let (queue, receiver) = mpsc::channel(GROUP_QUEUE_CAPACITY);
         let receiver = Arc::new(Mutex::new(receiver));
         for _ in 0..writers {
@@ -86,10 +115,16 @@ impl GroupCommit {
                 }
             });
         }
-        Self { queue }
+        Self { queue, alone, in_progress: Arc::new(AtomicUsize::new(0)) }
     }
 
     pub(crate) async fn execute(&self, execution: Execution) -> Result<Committed, StoreError> {
+        let (_in_progress, only) = InProgress::enter(&self.in_progress);
+        if only {
+            // Nothing to share a transaction with: handing the command to a writer task
+            // would only add two thread hops.
+            return self.alone.execute_alone(execution).await;
+        }
         let (reply, answer) = oneshot::channel();
         self.queue
             .send((execution, reply))
@@ -114,31 +149,97 @@ async fn next_group(receiver: &Mutex<mpsc::Receiver<(Execution, Reply)>>) -> Opt
 }
 
 async fn commit_group<B: GroupBackend>(backend: &B, group: Vec<(Execution, Reply)>) {
-    if group.len() == 1 {
-        let (execution, reply) = group.into_iter().next().expect("one");
-        let _ = reply.send(backend.execute_alone(execution).await);
-        return;
-    }
     let (executions, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
-    match backend.try_group(&executions).await {
-        Ok(results) => {
-            for (reply, result) in replies.into_iter().zip(results) {
-                let _ = reply.send(result);
+    let results = run_group(backend, executions, &mut HashSet::new()).await;
+    for (reply, result) in replies.into_iter().zip(results) {
+        let _ = reply.send(result);
+    }
+}
+
+/// Runs commands in the order given, in groups of up to ORDERED_GROUP_COMMANDS_MAX,
+/// each command with its own outcome. Order per credit is kept even through faults:
+/// once a command fails transiently, the later ones on any of its credits are not run
+/// and fail the same way, so that a retry applies them in their order.
+pub(crate) async fn execute_in_order<B: GroupBackend>(
+    backend: &B,
+    executions: Vec<Execution>,
+) -> Vec<Result<Committed, StoreError>> {
+    let mut results: Vec<Option<Result<Committed, StoreError>>> = executions.iter().map(|_| None).collect();
+    let mut faulted: HashSet<(Uuid, Uuid)> = HashSet::new();
+    let mut pending = executions.into_iter().enumerate().peekable();
+    while pending.peek().is_some() {
+        let (mut slots, mut group) = (vec![], vec![]);
+        for (i, execution) in pending.by_ref().take(ORDERED_GROUP_COMMANDS_MAX) {
+            if keys_of(&execution).any(|k| faulted.contains(&k)) {
+                results[i] = Some(Err(after_fault()));
+            } else {
+                slots.push(i);
+                group.push(execution);
             }
         }
+        if group.is_empty() {
+            continue;
+        }
+        for (i, result) in slots.into_iter().zip(run_group(backend, group, &mut faulted).await) {
+            results[i] = Some(result);
+        }
+    }
+    results.into_iter().map(|r| r.expect("every command is answered")).collect()
+}
+
+/// One group: a transaction for all, or each alone when it cannot be written as one.
+/// Adds the credits of commands that failed transiently to `faulted`, and does not run
+/// a command on such a credit.
+async fn run_group<B: GroupBackend>(
+    backend: &B,
+    executions: Vec<Execution>,
+    faulted: &mut HashSet<(Uuid, Uuid)>,
+) -> Vec<Result<Committed, StoreError>> {
+    if executions.len() == 1 {
+        let execution = executions.into_iter().next().expect("one");
+        return vec![run_alone(backend, execution, faulted).await];
+    }
+    match backend.try_group(&executions).await {
+        Ok(results) => results,
         Err(StoreError::Unavailable(e)) => {
             let reason = e.to_string();
-            for reply in replies {
-                let _ = reply.send(Err(StoreError::Unavailable(sqlx::Error::Protocol(reason.clone()))));
-            }
+            faulted.extend(executions.iter().flat_map(keys_of));
+            executions.iter().map(|_| Err(StoreError::Unavailable(sqlx::Error::Protocol(reason.clone())))).collect()
         }
-        // The group could not be written as one: each command on its own.
+        // The group could not be written as one: each command on its own, in order.
         Err(_) => {
-            for (execution, reply) in executions.into_iter().zip(replies) {
-                let _ = reply.send(backend.execute_alone(execution).await);
+            let mut results = Vec::with_capacity(executions.len());
+            for execution in executions {
+                results.push(run_alone(backend, execution, faulted).await);
             }
+            results
         }
     }
+}
+
+async fn run_alone<B: GroupBackend>(
+    backend: &B,
+    execution: Execution,
+    faulted: &mut HashSet<(Uuid, Uuid)>,
+) -> Result<Committed, StoreError> {
+    let keys: Vec<(Uuid, Uuid)> = keys_of(&execution).collect();
+    if keys.iter().any(|k| faulted.contains(k)) {
+        return Err(after_fault());
+    }
+    let result = backend.execute_alone(execution).await;
+    if matches!(&result, Err(e) if e.is_transient()) {
+        faulted.extend(keys);
+    }
+    result
+}
+
+fn keys_of(execution: &Execution) -> impl Iterator<Item = (Uuid, Uuid)> + '_ {
+    execution.billing_credit_ids.iter().map(|id| (execution.site_id, *id))
+}
+
+/// The answer of a command held back behind an earlier one's transient fault.
+fn after_fault() -> StoreError {
+    StoreError::Unavailable(sqlx::Error::Protocol("an earlier command on the same credit failed; not run".into()))
 }
 
 /// What became of one command of the group before the commit.
@@ -166,9 +267,9 @@ pub(crate) fn group_keys(executions: &[Execution]) -> Vec<(Uuid, Uuid)> {
     keys.into_iter().collect()
 }
 
-/// The (site, command id) pairs the group carries, as two columns.
-pub(crate) fn group_command_ids(executions: &[Execution]) -> (Vec<Uuid>, Vec<Uuid>) {
-    executions.iter().filter_map(|e| e.meta.command_id.map(|c| (e.site_id, c))).unzip()
+/// The (site, command id) pairs the group carries.
+pub(crate) fn group_commands(executions: &[Execution]) -> Vec<(Uuid, Uuid)> {
+    executions.iter().filter_map(|e| e.meta.command_id.map(|c| (e.site_id, c))).collect()
 }
 
 /// Decides every command of the group in arrival order, each against the credits as
@@ -185,15 +286,17 @@ pub(crate) fn plan(
     let initial: HashMap<(Uuid, Uuid), Option<Credit>> = streams.iter().map(|(k, s)| (*k, s.state.clone())).collect();
     let mut events: Vec<PreparedEvent> = Vec::new();
     let mut finals: HashMap<(Uuid, Uuid), PreparedCredit> = HashMap::new();
-    let mut seen_commands: HashSet<(Uuid, Uuid)> = HashSet::new();
+    let mut appended: HashSet<(Uuid, Uuid)> = HashSet::new();
     let mut outcomes = Vec::with_capacity(executions.len());
     for execution in executions {
         let site_id = execution.site_id;
-        if let Some(command_id) = execution.meta.command_id {
-            if applied.contains(&(site_id, command_id)) || !seen_commands.insert((site_id, command_id)) {
-                outcomes.push(Outcome::AlreadyApplied(site_id, command_id));
-                continue;
-            }
+        // A command id seen earlier in the group counts only if it wrote events there:
+        // one that wrote none (refused, or nothing to do) is decided again, as it would
+        // be on its own.
+        let command = execution.meta.command_id.map(|command_id| (site_id, command_id));
+        if let Some(command) = command.filter(|c| applied.contains(c) || appended.contains(c)) {
+            outcomes.push(Outcome::AlreadyApplied(command.0, command.1));
+            continue;
         }
         let ids = &execution.billing_credit_ids;
         let loaded: Vec<LoadedStream> = ids.iter().map(|id| streams[&(site_id, *id)].clone()).collect();
@@ -225,6 +328,7 @@ pub(crate) fn plan(
             stream.last_hash = credit.last_hash;
             finals.insert(key, PreparedCredit { credit: credit.credit.clone(), last_hash: credit.last_hash });
         }
+        appended.extend(command);
         let range = events.len()..events.len() + new_events.len();
         events.extend(new_events);
         outcomes.push(Outcome::Appended { range, credits: credits.into_iter().map(|c| c.credit).collect() });

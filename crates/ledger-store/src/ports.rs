@@ -60,6 +60,12 @@ pub trait Commands: Send + Sync {
     /// it wrote then are returned (`replayed`).
     async fn execute(&self, execution: Execution) -> Result<Committed, StoreError>;
 
+    /// Runs the commands in the order given, sharing transactions (see [`crate::group`]):
+    /// each is decided against the credits as the ones before it left them and has its
+    /// own outcome. Order per credit survives faults: after a command fails
+    /// transiently, the later ones on its credits fail likewise without running.
+    async fn execute_all(&self, executions: Vec<Execution>) -> Vec<Result<Committed, StoreError>>;
+
     /// Like [`execute`](Self::execute), once per idempotency key: the first outcome
     /// (committed or refused) is kept in the same transaction as the events and is the
     /// outcome of every retry with the same request. A retry that arrives while the first

@@ -152,6 +152,25 @@ pub async fn refuse_payloads_mentioning(db: &TestDatabase, word: &str) {
     }
 }
 
+/// Makes Postgres fail, as a transient fault (a serialization failure, SQLSTATE 40001),
+/// every insert of an event whose payload mentions `word`: what a command meets when the
+/// database is briefly unable to commit it.
+pub async fn fail_payloads_mentioning_transiently(db: &TestDatabase, word: &str) {
+    assert!(word.chars().all(|c| c.is_ascii_alphanumeric()), "a plain word, quoted into SQL");
+    assert_eq!(db.backend, Backend::Postgres, "SQLite has no error code to raise that is transient");
+    let mut conn = PgConnection::connect(&db.url).await.expect("connect");
+    let function = format!(
+        "CREATE FUNCTION fail_{word}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+         IF strpos(NEW.payload::text, '{word}') > 0 THEN \
+         RAISE EXCEPTION 'fail_{word}: try again' USING ERRCODE = 'serialization_failure'; END IF; \
+         RETURN NEW; END $$"
+    );
+    sqlx::query(&function).execute(&mut conn).await.expect("add the fault");
+    let trigger =
+        format!("CREATE TRIGGER fail_{word} BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION fail_{word}()");
+    sqlx::query(&trigger).execute(&mut conn).await.expect("add the fault");
+}
+
 /// The stored payload of one event, as text.
 pub async fn stored_payload(db: &TestDatabase, event_id: Uuid) -> String {
     match db.backend {

@@ -141,6 +141,13 @@ pub struct ServeArgs {
     /// Subject prefix of the command, event and rejection subjects.
     #[arg(long, env = "NATS_SUBJECT_PREFIX", default_value = "ahds.billing-credit", global = true)]
     pub nats_subject_prefix: String,
+    /// Whether this replica takes commands from the NATS command stream.
+    #[arg(long, env = "NATS_INTAKE", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub nats_intake: bool,
+    /// Whether this replica takes part in publishing events (one replica at a time holds
+    /// the publication lease).
+    #[arg(long, env = "NATS_PUBLISH", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub nats_publish: bool,
     /// How often the expiry sweep writes CreditExpired for credits past their endDate; 0 disables it.
     #[arg(long, env = "EXPIRY_SWEEP_INTERVAL_S", default_value_t = 60, global = true)]
     pub expiry_sweep_interval_s: u64,

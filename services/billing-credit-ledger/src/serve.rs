@@ -54,6 +54,8 @@ pub async fn run(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
         Some(url) => {
             let mut nats_settings = ledger_nats::NatsSettings::new(url.as_str());
             nats_settings.subject_prefix = args.nats_subject_prefix.clone();
+            nats_settings.intake = args.nats_intake;
+            nats_settings.publish = args.nats_publish;
             nats_settings.alerts = args.alerts.alerts_enabled;
             let handle = ledger_nats::start(nats_settings, store.clone())
                 .await

@@ -1,8 +1,9 @@
-//! ledger-loadgen: drives the billing-credit API over HTTP (keep-alive connections) for
-//! `scripts/bench`. Every subcommand prints one JSON object on stdout and its progress on
+//! ledger-loadgen: drives the billing-credit API over HTTP (keep-alive connections), and
+//! queues commands on NATS, for `scripts/bench`. Every subcommand prints one JSON object on stdout and its progress on
 //! stderr. Every loop is bounded: by a request count or by a fixed duration.
 
 mod drive;
+mod nats;
 mod stats;
 
 use std::collections::BTreeSet;
@@ -46,6 +47,8 @@ enum Cmd {
     Seq(SeqArgs),
     /// N sequential list requests (filters + sort + page) cycling over --query strings.
     List(ListArgs),
+    /// Queue N `use` commands on the NATS command stream (JetStream-acknowledged), for the intake bench.
+    NatsUse(nats::NatsUseArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -130,11 +133,18 @@ struct ListArgs {
     #[arg(long, default_value_t = 1_000)]
     count: u64,
     /// A list query string (without '?'), repeatable; "{page}" becomes a random page in
-    /// 0..=--max-page. Requests cycle over the queries.
+    /// 0..=--max-page, "{member}" a random membership id of bench/gen_events.sql (below
+    /// --members). Requests cycle over the queries.
     #[arg(long = "query", required = true)]
     queries: Vec<String>,
     #[arg(long, default_value_t = 0)]
     max_page: u64,
+    /// The resource after `/ahds/v1/`: the credit list, or a member read model.
+    #[arg(long, default_value = "billing-credit")]
+    resource: String,
+    /// How many memberships bench/gen_events.sql made ("{member}" picks one).
+    #[arg(long, default_value_t = 1)]
+    members: u64,
 }
 
 #[tokio::main]
@@ -145,6 +155,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Consume(args) => consume(args).await?,
         Cmd::Seq(args) => seq(args).await?,
         Cmd::List(args) => list(args).await?,
+        Cmd::NatsUse(args) => nats::publish_uses(args).await?,
     };
     println!("{report}");
     Ok(())
@@ -225,7 +236,7 @@ async fn seed(args: SeedArgs) -> anyhow::Result<Value> {
 }
 
 /// (credit ids, distinct membership ids) of an ids file written by `seed`.
-fn read_ids(path: &Path) -> anyhow::Result<(Vec<Uuid>, Vec<Uuid>)> {
+pub(crate) fn read_ids(path: &Path) -> anyhow::Result<(Vec<Uuid>, Vec<Uuid>)> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let (mut credits, mut memberships) = (Vec::new(), BTreeSet::new());
     for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
@@ -301,14 +312,17 @@ async fn seq(args: SeqArgs) -> anyhow::Result<Value> {
 
 async fn list(args: ListArgs) -> anyhow::Result<Value> {
     let api = Api::new(&args.target, 1)?;
+    let base =
+        format!("{}{}", api.credits_url.strip_suffix("billing-credit").expect("the credit list URL"), args.resource);
     let queries = args.queries.clone();
-    let max_page = args.max_page;
+    let (max_page, members) = (args.max_page, args.members.max(1));
     let (tally, elapsed) = drive("list", 1, Stop::Count(args.count), move |rng: &mut Rng, i| {
-        let query = queries[i as usize % queries.len()].replace("{page}", &rng.below(max_page + 1).to_string());
-        api.get(&format!("?{query}"))
+        let query = queries[i as usize % queries.len()]
+            .replace("{page}", &rng.below(max_page + 1).to_string())
+            .replace("{member}", &format!("00000000-0000-4000-9000-{:012x}", rng.below(members)));
+        api.http.get(format!("{base}?{query}")).bearer_auth(&api.token)
     })
     .await;
-    Ok(
-        json!({ "kind": "list", "clients": 1, "queries": args.queries, "max_page": args.max_page, "result": tally.summary(elapsed) }),
-    )
+    Ok(json!({ "kind": "list", "clients": 1, "resource": args.resource, "queries": args.queries,
+               "max_page": args.max_page, "result": tally.summary(elapsed) }))
 }

@@ -82,9 +82,7 @@ async fn the_feed_and_the_publication_agree_event_for_event_under_concurrent_wri
     // Two replicas, each with its own pool, sharing the consumer and the lease.
     let mut replicas: Vec<Option<ledger_nats::NatsHandle>> = vec![];
     for _ in 0..2 {
-        let mut settings = env.settings();
-        settings.max_in_flight = 4;
-        replicas.push(Some(ledger_nats::start(settings, db.store().await).await.expect("start")));
+        replicas.push(Some(ledger_nats::start(env.settings(), db.store().await).await.expect("start")));
     }
     let sites = [Uuid::new_v4(), Uuid::new_v4()];
 

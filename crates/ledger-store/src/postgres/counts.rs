@@ -35,22 +35,19 @@ impl CountDeltas {
         }
     }
 
-    /// Applies the deltas, in key order so concurrent writers lock counter rows alike.
-    pub(crate) async fn apply(self, conn: &mut PgConnection) -> Result<(), StoreError> {
-        let changes: Vec<(Key, i64)> = self.0.into_iter().filter(|(_, delta)| *delta != 0).collect();
-        if changes.is_empty() {
-            return Ok(());
+    /// The non-zero deltas as columns (site, type, active, delta), in key order so
+    /// concurrent writers lock counter rows alike.
+    pub(crate) fn columns(self) -> (Vec<Uuid>, Vec<&'static str>, Vec<bool>, Vec<i64>) {
+        let mut columns = (vec![], vec![], vec![], vec![]);
+        for ((site_id, credit_type, is_active), delta) in self.0 {
+            if delta != 0 {
+                columns.0.push(site_id);
+                columns.1.push(credit_type);
+                columns.2.push(is_active);
+                columns.3.push(delta);
+            }
         }
-        let mut qb =
-            QueryBuilder::<Postgres>::new("INSERT INTO credit_counts (site_id, credit_type, is_active, live) ");
-        qb.push_values(&changes, |mut b, ((site, credit_type, active), delta)| {
-            b.push_bind(*site).push_bind(*credit_type).push_bind(*active).push_bind(*delta);
-        });
-        qb.push(
-            " ON CONFLICT (site_id, credit_type, is_active) DO UPDATE SET live = credit_counts.live + EXCLUDED.live",
-        );
-        qb.build().execute(conn).await.map_err(StoreError::from_sqlx)?;
-        Ok(())
+        columns
     }
 }
 

@@ -1,11 +1,13 @@
 //! The production store on PostgreSQL: what differs from SQLite.
 //!
-//! - Credits are locked with advisory locks, and the feed is read only below the oldest
-//!   transaction still running (events carry the id of the transaction that wrote them).
+//! - A command takes four round trips (`commands.rs`). Credits are locked with advisory
+//!   locks, and the feed is read only below the oldest transaction still running
+//!   (events carry the id of the transaction that wrote them).
 //! - Instants are `timestamptz`, amounts `NUMERIC`, JSON `json`.
 //! - List totals come from per-site live counters kept in the write transaction.
 //! - A full replay rebuilds the projection beside the live table and swaps it in.
 
+mod commands;
 mod counts;
 mod rebuild;
 
@@ -21,9 +23,10 @@ use sqlx::{ConnectOptions, Connection, Row};
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::model::{CreditFilter, FeedCursor, Progress, ReplayLimits, ReplayReport};
+use crate::model::{CreditFilter, FeedCursor, Progress, RecordedEvent, ReplayLimits, ReplayReport};
 use crate::ports::Backend;
-use crate::sql::{Arg, Dialect, Piece, SqlStore, WriteError};
+use crate::prepare::{PreparedCredit, PreparedEvent};
+use crate::sql::{Arg, Dialect, Locked, Piece, SqlStore, WriteError};
 
 /// How long a request waits for a pooled connection before the store counts as unavailable.
 pub const ACQUIRE_TIMEOUT_MS: u64 = 5_000;
@@ -56,8 +59,11 @@ pub(crate) async fn open(url: &str, max_connections: u32) -> Result<SqlStore<PgD
             let _ = probe.close().await;
         }
     }
+    // No ping before each acquire: it is a round trip per transaction, and a connection
+    // that died idle fails its statement as `Unavailable` (503, retried) and is dropped.
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
+        .test_before_acquire(false)
         .acquire_timeout(timeout.max(Duration::from_millis(ACQUIRE_TIMEOUT_MS)))
         .connect_with(options)
         .await
@@ -178,24 +184,20 @@ impl Dialect for PgDialect {
         ]
     }
 
-    async fn lock_credits(conn: &mut PgConnection, keys: &[(Uuid, Uuid)]) -> Result<(), StoreError> {
-        let (sites, ids): (Vec<Uuid>, Vec<Uuid>) = keys.iter().copied().unzip();
-        // Advisory locks, not FOR UPDATE: a row lock gives the transaction its id at once,
-        // and a transaction that then waits for another credit would commit that credit's
-        // next version under an older id than its previous one, out of order in the feed
-        // (which reads in txid order). Advisory locks assign no id: it comes with the
-        // first insert, after every lock is held. Taken in one fixed order, so two
-        // commands over the same credits cannot deadlock.
-        sqlx::query(
-            "SELECT pg_advisory_xact_lock(hashtextextended(k.s::text || '/' || k.c::text, 0)) \
-             FROM (SELECT DISTINCT s, c FROM unnest($1::uuid[], $2::uuid[]) AS t(s, c) ORDER BY s, c) k",
-        )
-        .bind(&sites)
-        .bind(&ids)
-        .execute(conn)
-        .await
-        .map_err(StoreError::from_sqlx)?;
-        Ok(())
+    async fn lock_and_load(
+        conn: &mut PgConnection,
+        keys: &[(Uuid, Uuid)],
+        commands: &[(Uuid, Uuid)],
+    ) -> Result<Locked, StoreError> {
+        commands::lock_and_load(conn, keys, commands).await
+    }
+
+    async fn write(
+        conn: &mut PgConnection,
+        events: Vec<PreparedEvent>,
+        changed: &[(Option<&Credit>, &PreparedCredit)],
+    ) -> Result<Vec<RecordedEvent>, WriteError> {
+        commands::write(conn, events, changed).await
     }
 
     const SINGLE_WRITER: bool = false;
@@ -244,14 +246,6 @@ impl Dialect for PgDialect {
             }
         }
         WriteError::Other(StoreError::from_sqlx(err))
-    }
-
-    async fn count_changes(conn: &mut PgConnection, changes: &[(Option<&Credit>, &Credit)]) -> Result<(), StoreError> {
-        let mut deltas = counts::CountDeltas::default();
-        for (before, after) in changes {
-            deltas.record(*before, after);
-        }
-        deltas.apply(conn).await
     }
 
     async fn counted_total(

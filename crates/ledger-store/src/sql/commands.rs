@@ -1,7 +1,7 @@
 //! Commands: lock the credits, decide, append the events and write the projection, in
 //! one transaction; alone, or as a group that shares one (see [`crate::group`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use ledger_domain::Credit;
@@ -9,13 +9,12 @@ use uuid::Uuid;
 
 use super::build::Sql;
 use super::db::SqlDb;
-use super::dialect::{Conn, Dialect, WriteError, DUPLICATE_EVENT};
+use super::dialect::{Conn, Dialect, Locked, WriteError, DUPLICATE_EVENT};
 use super::list::{PROJECTION_COLUMNS, PROJECTION_SET_EXCLUDED};
 use super::rows;
 use super::store::{rows_per_statement, SqlStore};
-use crate::chain::GENESIS;
 use crate::error::StoreError;
-use crate::group::{group_command_ids, group_keys, plan, GroupBackend};
+use crate::group::{execute_in_order, group_commands, group_keys, plan, GroupBackend};
 use crate::model::*;
 use crate::ports::{Commands, Execution, IdempotencyKey, Keyed};
 use crate::prepare::{
@@ -30,14 +29,14 @@ const PROJECTION_COLUMN_COUNT: usize = 22;
 const KEYS_PER_STATEMENT_MAX: usize = 500;
 
 impl<D: Dialect> SqlStore<D> {
-    /// Locks the credits and loads their rows, in the order of `keys`.
-    pub(super) async fn lock_and_load(
+    /// Reads the credits' rows and which `commands` are stored already, a statement
+    /// per chunk: a dialect's [`Dialect::lock_and_load`] once its locks are held.
+    pub(crate) async fn load_locked(
         conn: &mut Conn<D>,
         keys: &[(Uuid, Uuid)],
-    ) -> Result<Vec<LoadedStream>, StoreError> {
-        D::lock_credits(conn, keys).await?;
-        // A new statement, so a new snapshot: it sees what the lock holders committed.
-        let mut found: HashMap<(Uuid, Uuid), LoadedStream> = HashMap::with_capacity(keys.len());
+        commands: &[(Uuid, Uuid)],
+    ) -> Result<Locked, StoreError> {
+        let mut locked = Locked::default();
         for chunk in keys.chunks(KEYS_PER_STATEMENT_MAX) {
             let mut q = Sql::<D>::new(format!(
                 "SELECT site_id, billing_credit_id, {}, last_hash FROM billing_credits WHERE ",
@@ -46,25 +45,18 @@ impl<D: Dialect> SqlStore<D> {
             q.pairs(("site_id", "billing_credit_id"), chunk);
             for row in q.fetch_all(conn).await.map_err(StoreError::from_sqlx)? {
                 let state = rows::state::<D>(&row)?;
-                let key = (state.site_id, state.billing_credit_id);
                 let last_hash = rows::hash::<D>(&row, "last_hash")?;
-                found.insert(
-                    key,
-                    LoadedStream { site_id: key.0, billing_credit_id: key.1, state: Some(state), last_hash },
-                );
+                locked.rows.insert((state.site_id, state.billing_credit_id), (state, last_hash));
             }
         }
-        Ok(keys
-            .iter()
-            .map(|&(site_id, billing_credit_id)| {
-                found.remove(&(site_id, billing_credit_id)).unwrap_or(LoadedStream {
-                    site_id,
-                    billing_credit_id,
-                    state: None,
-                    last_hash: GENESIS,
-                })
-            })
-            .collect())
+        for chunk in commands.chunks(KEYS_PER_STATEMENT_MAX) {
+            let mut q = Sql::<D>::new("SELECT DISTINCT site_id, command_id FROM events WHERE ");
+            q.pairs(("site_id", "command_id"), chunk);
+            for row in q.fetch_all(conn).await.map_err(StoreError::from_sqlx)? {
+                locked.applied.insert((D::Db::uuid(&row, "site_id")?, D::Db::uuid(&row, "command_id")?));
+            }
+        }
+        Ok(locked)
     }
 
     /// Inserts events, in chunks, and returns them with their feed cursors.
@@ -110,7 +102,7 @@ impl<D: Dialect> SqlStore<D> {
 
     /// Writes projection rows. `only_forward`: never replace a row with an older version
     /// (replay runs beside live writers and must not undo their work).
-    pub(super) async fn upsert_projections(
+    pub(crate) async fn upsert_projections(
         conn: &mut Conn<D>,
         credits: &[&PreparedCredit],
         only_forward: bool,
@@ -151,9 +143,9 @@ impl<D: Dialect> SqlStore<D> {
         Ok(())
     }
 
-    /// Inserts the events and writes the projection rows (and counters) they change.
-    /// `changed` pairs each new row with the credit as it stood before.
-    async fn write(
+    /// Inserts the events and upserts the projection rows they change, a statement per
+    /// chunk: a dialect's [`Dialect::write`] where round trips cost nothing.
+    pub(crate) async fn write_each(
         conn: &mut Conn<D>,
         events: Vec<PreparedEvent>,
         changed: &[(Option<&Credit>, &PreparedCredit)],
@@ -164,9 +156,6 @@ impl<D: Dialect> SqlStore<D> {
         let recorded = Self::insert_events(conn, events).await?;
         let rows: Vec<&PreparedCredit> = changed.iter().map(|(_, after)| *after).collect();
         Self::upsert_projections(conn, &rows, false).await.map_err(WriteError::Other)?;
-        let counted: Vec<(Option<&Credit>, &Credit)> =
-            changed.iter().map(|(before, after)| (*before, &after.credit)).collect();
-        D::count_changes(conn, &counted).await.map_err(WriteError::Other)?;
         Ok(recorded)
     }
 
@@ -211,21 +200,21 @@ impl<D: Dialect> SqlStore<D> {
     pub(super) async fn execute_in(&self, conn: &mut Conn<D>, execution: Execution) -> Result<Committed, StoreError> {
         let Execution { site_id, billing_credit_ids: ids, meta, decide } = execution;
         let keys: Vec<_> = ids.iter().map(|id| (site_id, *id)).collect();
-        let loaded = Self::lock_and_load(conn, &keys).await?;
+        let command: Vec<_> = meta.command_id.map(|c| (site_id, c)).into_iter().collect();
+        let mut locked = D::lock_and_load(conn, &keys, &command).await?;
         // Checked under the credits' locks: a concurrent run of the same command has
         // committed by now, or has not started writing.
-        if let Some(command_id) = meta.command_id {
+        if let Some(&(_, command_id)) = command.iter().find(|c| locked.applied.contains(c)) {
             let events = Self::events_of_command(conn, site_id, command_id).await?;
-            if !events.is_empty() {
-                return self.replayed(events).await;
-            }
+            return self.replayed(events).await;
         }
+        let loaded = locked.streams(&keys);
         let states: Vec<Option<Credit>> = loaded.iter().map(|s| s.state.clone()).collect();
         let decided = decide(&states)?;
         let appends = decision_to_appends(site_id, &states, &ids, decided, meta.command_id);
         let (events, credits) = prepare(&loaded, &appends, &meta, now_micros())?;
         let changed = before_and_after(&loaded, &credits);
-        let events = match Self::write(conn, events, &changed).await {
+        let events = match D::write(conn, events, &changed).await {
             Ok(events) => events,
             // The same command ran concurrently and committed first: answer as it did.
             Err(WriteError::DuplicateEvent) => {
@@ -260,24 +249,6 @@ impl<D: Dialect> SqlStore<D> {
         }
         self.replayed(events).await.map(Some)
     }
-
-    /// The (site, command id) pairs of this group that are already in the store.
-    async fn applied_commands(
-        conn: &mut Conn<D>,
-        executions: &[Execution],
-    ) -> Result<HashSet<(Uuid, Uuid)>, StoreError> {
-        let (sites, commands) = group_command_ids(executions);
-        let pairs: Vec<(Uuid, Uuid)> = sites.into_iter().zip(commands).collect();
-        let mut applied = HashSet::new();
-        for chunk in pairs.chunks(KEYS_PER_STATEMENT_MAX) {
-            let mut q = Sql::<D>::new("SELECT DISTINCT site_id, command_id FROM events WHERE ");
-            q.pairs(("site_id", "command_id"), chunk);
-            for row in q.fetch_all(conn).await.map_err(StoreError::from_sqlx)? {
-                applied.insert((D::Db::uuid(&row, "site_id")?, D::Db::uuid(&row, "command_id")?));
-            }
-        }
-        Ok(applied)
-    }
 }
 
 /// Each new projection row with the credit as it was loaded.
@@ -309,13 +280,13 @@ impl<D: Dialect> GroupBackend for SqlStore<D> {
 
     async fn try_group(&self, executions: &[Execution]) -> Result<Vec<Result<Committed, StoreError>>, StoreError> {
         let mut tx = self.begin().await?;
-        let streams = Self::lock_and_load(&mut tx, &group_keys(executions)).await?;
-        let streams = streams.into_iter().map(|s| ((s.site_id, s.billing_credit_id), s)).collect();
-        let applied = Self::applied_commands(&mut tx, executions).await?;
-        let planned = plan(executions, streams, &applied, now_micros());
+        let keys = group_keys(executions);
+        let mut locked = D::lock_and_load(&mut tx, &keys, &group_commands(executions)).await?;
+        let streams = locked.streams(&keys).into_iter().map(|s| ((s.site_id, s.billing_credit_id), s)).collect();
+        let planned = plan(executions, streams, &locked.applied, now_micros());
         let changed: Vec<(Option<&Credit>, &PreparedCredit)> =
             planned.changed.iter().map(|(before, after)| (before.as_ref(), after)).collect();
-        let recorded = Self::write(&mut tx, planned.events, &changed).await.map_err(StoreError::from)?;
+        let recorded = D::write(&mut tx, planned.events, &changed).await.map_err(StoreError::from)?;
         tx.commit().await.map_err(StoreError::from_sqlx)?;
         Ok(self.answer(planned.outcomes, recorded).await)
     }
@@ -328,6 +299,10 @@ impl<D: Dialect> Commands for SqlStore<D> {
             Some(group) => group.execute(execution).await,
             None => self.execute_alone(execution).await,
         }
+    }
+
+    async fn execute_all(&self, executions: Vec<Execution>) -> Vec<Result<Committed, StoreError>> {
+        execute_in_order(self, executions).await
     }
 
     async fn execute_once(&self, execution: Execution, key: IdempotencyKey) -> Result<Keyed, StoreError> {
@@ -345,10 +320,10 @@ impl<D: Dialect> Commands for SqlStore<D> {
         }
         let keys: Vec<_> = appends.iter().map(|a| (a.site_id, a.billing_credit_id)).collect();
         let mut tx = self.begin().await?;
-        let loaded = Self::lock_and_load(&mut tx, &keys).await?;
+        let loaded = D::lock_and_load(&mut tx, &keys, &[]).await?.streams(&keys);
         let (events, credits) = prepare(&loaded, &appends, &meta, now_micros())?;
         let changed = before_and_after(&loaded, &credits);
-        match Self::write(&mut tx, events, &changed).await {
+        match D::write(&mut tx, events, &changed).await {
             Ok(events) => {
                 tx.commit().await.map_err(StoreError::from_sqlx)?;
                 Ok(Committed { events, credits: credits.into_iter().map(|c| c.credit).collect(), replayed: false })

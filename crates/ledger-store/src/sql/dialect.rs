@@ -2,6 +2,8 @@
 //! safely be read up to, how instants and amounts are encoded, and the list counters.
 //! Everything else is written once, in [`super::SqlStore`].
 
+use std::collections::{HashMap, HashSet};
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ledger_domain::Credit;
@@ -10,9 +12,11 @@ use sqlx::pool::PoolConnection;
 use uuid::Uuid;
 
 use super::db::{Arg, Piece, SqlDb};
+use crate::chain::GENESIS;
 use crate::error::StoreError;
-use crate::model::{CreditFilter, FeedCursor, Progress, ReplayLimits, ReplayReport};
+use crate::model::{CreditFilter, FeedCursor, Progress, RecordedEvent, ReplayLimits, ReplayReport};
 use crate::ports::Backend;
+use crate::prepare::{LoadedStream, PreparedCredit, PreparedEvent};
 
 pub(crate) type Conn<D> = <<D as Dialect>::Db as sqlx::Database>::Connection;
 pub(crate) type DbRow<D> = <<D as Dialect>::Db as sqlx::Database>::Row;
@@ -71,18 +75,28 @@ pub(crate) trait Dialect: Send + Sync + Sized + 'static {
     /// it must not see history.
     async fn feed_end(conn: &mut Conn<Self>) -> Result<FeedCursor, StoreError>;
 
-    /// Serializes writers of these credits (site, credit) until the transaction ends, in
-    /// an order that cannot deadlock. A database with one writer at a time needs nothing.
-    async fn lock_credits(conn: &mut Conn<Self>, keys: &[(Uuid, Uuid)]) -> Result<(), StoreError>;
+    /// A command's first trip: serializes writers of the credits `keys` (site, credit)
+    /// until the transaction ends, in an order that cannot deadlock, then reads their
+    /// rows and which of `commands` (site, command id) are stored already. A database
+    /// with one writer at a time needs no lock.
+    async fn lock_and_load(
+        conn: &mut Conn<Self>,
+        keys: &[(Uuid, Uuid)],
+        commands: &[(Uuid, Uuid)],
+    ) -> Result<Locked, StoreError>;
+    /// A command's second trip: inserts the events, writes the projection rows they
+    /// change (`changed` pairs each new row with the credit as it was loaded) and any
+    /// derived counters; returns the events with their feed cursors.
+    async fn write(
+        conn: &mut Conn<Self>,
+        events: Vec<PreparedEvent>,
+        changed: &[(Option<&Credit>, &PreparedCredit)],
+    ) -> Result<Vec<RecordedEvent>, WriteError>;
     /// Serializes the requests of one Idempotency-Key until the transaction ends.
     async fn lock_key(conn: &mut Conn<Self>, site_id: Uuid, key: &str) -> Result<(), StoreError>;
     /// Sorts out a failed write: a duplicate event id or stream version, or a fault.
     fn write_error(err: sqlx::Error) -> WriteError;
 
-    /// Keeps derived counters in step when credits go from `before` to `after`.
-    async fn count_changes(_conn: &mut Conn<Self>, _changes: &[(Option<&Credit>, &Credit)]) -> Result<(), StoreError> {
-        Ok(())
-    }
     /// A list's total from derived counters, when they can answer it.
     async fn counted_total(
         _conn: &mut Conn<Self>,
@@ -105,6 +119,27 @@ pub(crate) trait Dialect: Send + Sync + Sized + 'static {
         _progress: Progress<'_>,
     ) -> Result<Option<ReplayReport>, StoreError> {
         Ok(None)
+    }
+}
+
+/// What a command's first trip found, under its credits' locks.
+#[derive(Default)]
+pub(crate) struct Locked {
+    /// The rows found, by (site, credit): the credit and its last hash.
+    pub rows: HashMap<(Uuid, Uuid), (Credit, [u8; 32])>,
+    /// The (site, command id) pairs asked about that are stored already.
+    pub applied: HashSet<(Uuid, Uuid)>,
+}
+
+impl Locked {
+    /// The streams of `keys`, in that order; a credit with no row starts from genesis.
+    pub fn streams(&mut self, keys: &[(Uuid, Uuid)]) -> Vec<LoadedStream> {
+        keys.iter()
+            .map(|&(site_id, billing_credit_id)| match self.rows.remove(&(site_id, billing_credit_id)) {
+                Some((state, last_hash)) => LoadedStream { site_id, billing_credit_id, state: Some(state), last_hash },
+                None => LoadedStream { site_id, billing_credit_id, state: None, last_hash: GENESIS },
+            })
+            .collect()
     }
 }
 

@@ -12,11 +12,11 @@ mod list;
 mod once;
 mod outbox;
 mod reads;
-mod rows;
+pub(crate) mod rows;
 mod store;
 
 pub use connect::{connect, open, Access};
 pub(crate) use db::{Arg, Piece};
-pub(crate) use dialect::{Dialect, WriteError};
+pub(crate) use dialect::{Dialect, Locked, WriteError};
 pub(crate) use list::{PROJECTION_COLUMNS, PROJECTION_SET_EXCLUDED};
 pub(crate) use store::SqlStore;

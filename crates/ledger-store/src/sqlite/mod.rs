@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use ledger_domain::Credit;
 use rust_decimal::Decimal;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -21,9 +22,10 @@ use sqlx::{Row, Sqlite};
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::model::FeedCursor;
+use crate::model::{FeedCursor, RecordedEvent};
 use crate::ports::Backend;
-use crate::sql::{Arg, Dialect, Piece, SqlStore, WriteError};
+use crate::prepare::{PreparedCredit, PreparedEvent};
+use crate::sql::{Arg, Dialect, Locked, Piece, SqlStore, WriteError};
 
 /// How long a writer waits for another process's write lock before giving up.
 pub const BUSY_TIMEOUT_MS: u64 = 5_000;
@@ -174,8 +176,22 @@ impl Dialect for SqliteDialect {
         ]
     }
 
-    async fn lock_credits(_conn: &mut SqliteConnection, _keys: &[(Uuid, Uuid)]) -> Result<(), StoreError> {
-        Ok(()) // BEGIN IMMEDIATE holds the database's one write lock already
+    async fn lock_and_load(
+        conn: &mut SqliteConnection,
+        keys: &[(Uuid, Uuid)],
+        commands: &[(Uuid, Uuid)],
+    ) -> Result<Locked, StoreError> {
+        // BEGIN IMMEDIATE holds the database's one write lock already.
+        SqlStore::<Self>::load_locked(conn, keys, commands).await
+    }
+
+    async fn write(
+        conn: &mut SqliteConnection,
+        events: Vec<PreparedEvent>,
+        changed: &[(Option<&Credit>, &PreparedCredit)],
+    ) -> Result<Vec<RecordedEvent>, WriteError> {
+        // In-process: statements cost no round trip, so the shared chunked ones serve.
+        SqlStore::<Self>::write_each(conn, events, changed).await
     }
 
     const SINGLE_WRITER: bool = true;
