@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::dto::*;
 use crate::problem::{FieldError, Problem};
-use crate::routes::{balance, credits, entries, ledger};
+use crate::routes::{balance, credits, entries, ledger, verify};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,9 +16,9 @@ use crate::routes::{balance, credits, entries, ledger};
          description = "Event-sourced ledger of wellness-plan billing credits. Every change is an immutable event; these endpoints serve the projections."),
     servers((url = "http://localhost:8083", description = "Local Development")),
     paths(credits::create, credits::list, credits::get_one, credits::patch, credits::replace, credits::delete,
-          ledger::use_credit, ledger::waste, ledger::expire, ledger::reverse, ledger::consume, ledger::history, ledger::site_feed, balance::member_balance, entries::member_statement),
+          ledger::use_credit, ledger::waste, ledger::expire, ledger::reverse, ledger::consume, ledger::history, ledger::site_feed, verify::verify_credit, balance::member_balance, entries::member_statement),
     components(schemas(BillingCredit, BillingCreditBody, BillingCreditPatchBody, BillingCreditList, PageMeta, CodingDto, Problem, FieldError,
-        UseBody, WasteBody, ExpireBody, ReverseBody, ConsumeBody, CodeOrCoding, LedgerEvent, OperationResult, AllocationDto, ConsumeResult, EventPage, FeedSlice, MemberBalance, BalanceLineDto, EntryDto, EntryPageDto, EntryPageMeta)),
+        UseBody, WasteBody, ExpireBody, ReverseBody, ConsumeBody, CodeOrCoding, LedgerEvent, OperationResult, AllocationDto, ConsumeResult, EventPage, FeedSlice, MemberBalance, BalanceLineDto, EntryDto, EntryPageDto, EntryPageMeta, CreditVerificationDto, MismatchDto)),
     modifiers(&BearerAuth, &IdempotencyKeys),
     tags((name = "Billing Credit", description = "Wellness-plan billing credits (the seed API)"),
          (name = "Ledger", description = "Spending, writing off, expiring and reversing credits"),

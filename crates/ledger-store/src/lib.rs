@@ -16,6 +16,7 @@
 //!   credit queue on its lock instead of overspending it.
 
 pub mod audit;
+pub mod audit_credit;
 pub mod balance;
 pub mod chain;
 pub mod commands;

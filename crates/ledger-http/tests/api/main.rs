@@ -13,3 +13,4 @@ mod poison;
 mod seed;
 mod strict;
 mod transport;
+mod verify;
