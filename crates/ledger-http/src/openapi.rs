@@ -14,7 +14,7 @@ use crate::routes::{balance, credits, entries, ledger, verify};
 #[openapi(
     info(title = "AHDS Store API — Billing Credit ledger", version = "1.0",
          description = "Event-sourced ledger of wellness-plan billing credits. Every change is an immutable event; these endpoints serve the projections."),
-    servers((url = "http://localhost:8083", description = "Local Development")),
+    servers((url = "/", description = "The server that serves this document")),
     paths(credits::create, credits::list, credits::get_one, credits::patch, credits::replace, credits::delete,
           ledger::use_credit, ledger::waste, ledger::expire, ledger::reverse, ledger::consume, ledger::history, ledger::site_feed, verify::verify_credit, balance::member_balance, entries::member_statement),
     components(schemas(BillingCredit, BillingCreditBody, BillingCreditPatchBody, BillingCreditList, PageMeta, CodingDto, Problem, FieldError,

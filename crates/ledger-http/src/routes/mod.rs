@@ -13,6 +13,7 @@ pub mod credits;
 pub mod entries;
 pub mod ledger;
 pub mod ops;
+pub mod pages;
 pub mod query;
 pub mod verify;
 pub mod write;

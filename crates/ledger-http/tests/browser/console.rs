@@ -1,0 +1,126 @@
+//! The console signs in, opens a credit the test wrote, shows exactly the API's amounts
+//! in its timeline and chart, and verifies it: ok, then not ok once a row is tampered with.
+
+use ledger_store::testing::{overwrite_payload, stored_payload};
+use ledger_store::Backend;
+use reqwest::Method;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::helpers::*;
+use crate::webdriver::Browser;
+
+/// The window the console must be readable at, and a phone's width.
+const DESKTOP: (u32, u32) = (1280, 800);
+const PHONE: (u32, u32) = (390, 844);
+
+async fn op(app: &TestApp, id: &str, operation: &str, body: Value) -> Value {
+    let response =
+        app.request(Method::POST, &format!("{}/{operation}", app.credit_url(id))).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{operation}");
+    response.json().await.unwrap()
+}
+
+async fn api_get(app: &TestApp, url: &str) -> Value {
+    let response = app.request(Method::GET, url).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{url}");
+    response.json().await.unwrap()
+}
+
+/// A credit with one event of each kind the issue names: issue, use, waste, reverse.
+async fn written_credit(app: &TestApp) -> (String, Uuid) {
+    let id = app.create(json!({ "creditType": "quantity", "startDate": "2025-01-01", "totalAmount": 10,
+        "measurementUnit": { "code": "visit" } }))
+    .await["billingCreditId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let used = op(app, &id, "use", json!({ "amount": 3, "reference": "visit-42" })).await;
+    let use_event: Uuid = used["events"][0]["eventId"].as_str().unwrap().parse().unwrap();
+    op(app, &id, "waste", json!({ "amount": 2, "reason": "missed appointment" })).await;
+    op(app, &id, "reverse", json!({ "eventId": use_event, "amount": 1, "reason": "visit cancelled" })).await;
+    (id, use_event)
+}
+
+/// The JSON text of an amount as the API wrote it (1, 2.5).
+fn amount(v: &Value) -> String {
+    v.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_a_credit_as_the_api_does_and_verifies_it() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let (id, use_event) = written_credit(&app).await;
+    let events = api_get(&app, &format!("{}/events?pageSize=100", app.credit_url(&id))).await;
+    let events = events["data"].as_array().unwrap().clone();
+    assert_eq!(events.len(), 4);
+    let credit = api_get(&app, &app.credit_url(&id)).await;
+
+    let browser = Browser::start(DESKTOP.0, DESKTOP.1).await;
+    browser.goto(&format!("{}/console", app.base)).await;
+    browser.type_into(&browser.find("#token").await, &app.token).await;
+    browser.click(&browser.find("#sign-in-form button[type=submit]").await).await;
+    let site = browser.find("#site-form:not([hidden]) #site").await;
+    assert_eq!(browser.property(&site, "value").await, app.site.to_string(), "the token's site is offered");
+    browser.click(&browser.find("#site-form button[type=submit]").await).await;
+    let token_in_url = browser.script("return location.href;", vec![]).await;
+    assert!(!token_in_url.as_str().unwrap().contains(&app.token), "the token is never in a URL");
+    let stored = browser.script("return [sessionStorage.length, localStorage.length];", vec![]).await;
+    assert_eq!(stored, json!([2, 0]), "the token is in session storage only");
+
+    // Search lists it; opening it shows the timeline.
+    browser.click(&browser.find("#credit-search button[type=submit]").await).await;
+    browser.wait_text("#credit-results", "the credit", |t| t.contains(&id)).await;
+    browser.click(&browser.find(&format!("#credit-results a[href='#credit/{id}']")).await).await;
+    let rows = browser.wait_count("#timeline tbody tr", 4).await;
+    for (row, event) in rows.iter().zip(&events) {
+        let cells = browser.within(row, "td").await;
+        let mut texts = Vec::new();
+        for cell in &cells {
+            texts.push(browser.text(cell).await);
+        }
+        assert_eq!(texts[0], event["version"].to_string());
+        assert_eq!(texts[1], event["type"].as_str().unwrap());
+        assert_eq!(texts[2], amount(&event["amount"]), "the amount of {}", event["type"]);
+        assert_eq!(texts[3], event["actor"].as_str().unwrap());
+        for key in ["reason", "reference"] {
+            if let Some(text) = event[key].as_str() {
+                assert!(texts[4].contains(text), "{key} {text} in {:?}", texts[4]);
+            }
+        }
+        assert_eq!(texts[5], event["recordedAt"].as_str().unwrap());
+        assert_eq!(texts[6], event["occurredAt"].as_str().unwrap());
+        let hash = browser.within(row, "code.hash").await;
+        assert_eq!(browser.attribute(&hash[0], "title").await, event["hash"].as_str().unwrap());
+    }
+    let points = browser.wait_count("#balance-chart g.point", 4).await;
+    let last = points.last().unwrap();
+    for (attribute, field) in
+        [("total", "totalAmount"), ("used", "usedAmount"), ("wasted", "wastedAmount"), ("remaining", "remainingAmount")]
+    {
+        assert_eq!(browser.attribute(last, &format!("data-{attribute}")).await, amount(&credit[field]), "{field}");
+    }
+    assert_eq!(amount(&credit["remainingAmount"]), "6", "10 issued, 3 used, 2 wasted, 1 use reversed");
+
+    browser.click(&browser.find("#verify").await).await;
+    browser.wait_text("#verify-result", "OK", |t| t.starts_with("OK")).await;
+    println!("screenshot {}", browser.screenshot("console-credit").await.display());
+    println!("screenshot {}", browser.full_page_screenshot("console-credit-full").await.display());
+
+    // Tamper with the stored use (SQLite, its trigger stepped around), then verify again.
+    let mut payload: Value = serde_json::from_str(&stored_payload(&app.db, use_event).await).unwrap();
+    payload["amount"] = if payload["amount"].is_string() { json!("1") } else { json!(1) };
+    overwrite_payload(&app.db, use_event, &payload.to_string()).await;
+    browser.click(&browser.find("#verify").await).await;
+    let verdict = browser.wait_text("#verify-result", "NOT OK", |t| t.starts_with("NOT OK")).await;
+    assert!(verdict.contains(&use_event.to_string()), "names the tampered event: {verdict}");
+    println!("screenshot {}", browser.screenshot("console-verify-not-ok").await.display());
+
+    for url in browser.loaded_urls().await {
+        assert!(url.starts_with(&app.base), "no third-party request: {url}");
+    }
+    let mut browser = browser;
+    browser.set_window(PHONE.0, PHONE.1).await;
+    browser.find("#timeline").await;
+    println!("screenshot {}", browser.full_page_screenshot("console-phone").await.display());
+}
