@@ -7,6 +7,7 @@ pub mod dto;
 pub mod openapi;
 pub mod problem;
 pub mod routes;
+pub mod rules;
 pub mod startup;
 pub mod telemetry;
 pub mod wire;

@@ -57,7 +57,7 @@ export async function credit(root, api, session, id) {
     try {
       const v = await api.get(`/billing-credit/${id}/verify`);
       if (v.ok) status(verdict, `OK: ${v.eventsChecked} events match their hashes and the projection equals their replay.`, "ok");
-      else status(verdict, `NOT OK: ${v.firstMismatch.eventId ? `event ${v.firstMismatch.eventId} (version ${v.firstMismatch.version})` : "the projection row"} does not match: ${v.firstMismatch.finding}`, "error");
+      else status(verdict, `NOT OK: ${v.firstMismatch.finding}`, "error");
     } catch (err) { status(verdict, err.message, "error"); }
   });
   const audit = can(session, SCOPE_AUDIT);

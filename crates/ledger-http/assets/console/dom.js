@@ -44,7 +44,7 @@ export function table(caption, headers, rows, attrs = {}) {
     h("table", attrs,
       h("caption", {}, caption),
       h("thead", {}, h("tr", {}, headers.map((t) => h("th", { scope: "col" }, t)))),
-      h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((c) => h("td", {}, c)))))));
+      h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((c, i) => h("td", { "data-label": headers[i] }, c)))))));
 }
 
 /** A message in the status region of a view. */

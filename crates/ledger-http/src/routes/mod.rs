@@ -14,6 +14,7 @@ pub mod entries;
 pub mod ledger;
 pub mod ops;
 pub mod pages;
+pub mod problems;
 pub mod query;
 pub mod verify;
 pub mod write;
@@ -48,6 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::delete().to(credits::delete)),
     );
     ops::configure(cfg);
+    problems::configure(cfg);
 }
 
 /// The `{billingCreditId}` path segment as a UUID, or a 400 naming it.

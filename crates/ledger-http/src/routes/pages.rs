@@ -16,9 +16,9 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 /// A year: vendored files under a versioned path never change.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// Our own pages and modules: revalidated on every load, so a new binary is seen at once.
-const REVALIDATE: &str = "no-cache";
+pub const REVALIDATE: &str = "no-cache";
 
-const HTML: &str = "text/html; charset=utf-8";
+pub const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
@@ -80,13 +80,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// An embedded file with its type, caching and the security headers.
-pub fn serve(page: &Page) -> HttpResponse {
+pub fn serve(page: &'static Page) -> HttpResponse {
+    respond(page.content_type, page.cache_control, page.body)
+}
+
+/// A 200 page with its type, caching and the security headers.
+pub fn respond(
+    content_type: &str,
+    cache_control: &'static str,
+    body: impl actix_web::body::MessageBody + 'static,
+) -> HttpResponse {
     HttpResponse::Ok()
-        .content_type(page.content_type)
-        .insert_header((header::CACHE_CONTROL, page.cache_control))
+        .content_type(content_type)
+        .insert_header((header::CACHE_CONTROL, cache_control))
         .insert_header((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::REFERRER_POLICY, "no-referrer"))
         .insert_header((header::X_FRAME_OPTIONS, "DENY"))
-        .body(page.body)
+        .body(body)
 }

@@ -9,6 +9,7 @@ mod helpers;
 mod ledger;
 mod list;
 mod ops;
+mod pages;
 mod poison;
 mod seed;
 mod strict;
