@@ -5,6 +5,7 @@ pub mod auth;
 pub mod body;
 pub mod dto;
 pub mod openapi;
+pub mod openapi_examples;
 pub mod problem;
 pub mod routes;
 pub mod rules;

@@ -7,6 +7,7 @@ use utoipa::openapi::{ObjectBuilder, RefOr, Required, Type};
 use utoipa::{Modify, OpenApi};
 
 use crate::dto::*;
+use crate::openapi_examples::Explained;
 use crate::problem::{FieldError, Problem};
 use crate::routes::{balance, credits, entries, ledger, verify};
 
@@ -19,7 +20,7 @@ use crate::routes::{balance, credits, entries, ledger, verify};
           ledger::use_credit, ledger::waste, ledger::expire, ledger::reverse, ledger::consume, ledger::history, ledger::site_feed, verify::verify_credit, balance::member_balance, entries::member_statement),
     components(schemas(BillingCredit, BillingCreditBody, BillingCreditPatchBody, BillingCreditList, PageMeta, CodingDto, Problem, FieldError,
         UseBody, WasteBody, ExpireBody, ReverseBody, ConsumeBody, CodeOrCoding, LedgerEvent, OperationResult, AllocationDto, ConsumeResult, EventPage, FeedSlice, MemberBalance, BalanceLineDto, EntryDto, EntryPageDto, EntryPageMeta, CreditVerificationDto, MismatchDto)),
-    modifiers(&BearerAuth, &IdempotencyKeys),
+    modifiers(&BearerAuth, &IdempotencyKeys, &Explained),
     tags((name = "Billing Credit", description = "Wellness-plan billing credits (the seed API)"),
          (name = "Ledger", description = "Spending, writing off, expiring and reversing credits"),
          (name = "Audit", description = "The history behind every balance"),
