@@ -7,6 +7,7 @@ const FEED_PAGE = 1000;
 const EXPORT_EVENTS_MAX = 200000;
 const TAIL_INTERVAL_MS = 2000;
 const TAIL_ROWS_MAX = 200;
+const EXPORT_PREVIEW_LINES = 20;
 
 let tailTimer = null;
 
@@ -15,7 +16,7 @@ export function stopTail() {
   tailTimer = null;
 }
 
-async function exportRange(api, from, to, message, link) {
+async function exportRange(api, from, to, message, link, preview) {
   const lines = [];
   let after = null;
   for (;;) {
@@ -29,6 +30,8 @@ async function exportRange(api, from, to, message, link) {
   if (link.href) URL.revokeObjectURL(link.href);
   link.href = URL.createObjectURL(blob);
   link.hidden = false;
+  preview.textContent = lines.slice(0, EXPORT_PREVIEW_LINES).join("\n");
+  preview.hidden = lines.length === 0;
   status(message, `${lines.length} events ready${lines.length >= EXPORT_EVENTS_MAX ? ` (stopped at ${EXPORT_EVENTS_MAX})` : ""}.`, "ok");
 }
 
@@ -36,6 +39,7 @@ export function feed(root, api) {
   stopTail();
   const message = h("p", { role: "status", class: "status" });
   const link = h("a", { id: "export-link", download: "site-events.jsonl", hidden: true }, "Download site-events.jsonl");
+  const preview = h("pre", { id: "export-preview", class: "preview", hidden: true, tabindex: 0, "aria-label": `The first ${EXPORT_PREVIEW_LINES} lines` });
   const form = h("form", { id: "export-form", class: "inline-form" },
     ...field("export-from", "Recorded from (your local time)", { type: "datetime-local", step: 1, required: true }),
     ...field("export-to", "Recorded before", { type: "datetime-local", step: 1, required: true }),
@@ -43,10 +47,10 @@ export function feed(root, api) {
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     const iso = (name) => new Date(form.elements[name].value).toISOString();
-    exportRange(api, iso("export-from"), iso("export-to"), message, link).catch((err) => status(message, err.message, "error"));
+    exportRange(api, iso("export-from"), iso("export-to"), message, link, preview).catch((err) => status(message, err.message, "error"));
   });
   const tailList = h("ol", { id: "tail", class: "tail", reversed: true, "aria-live": "off" });
-  const tailStatus = h("p", { role: "status", class: "status" });
+  const tailStatus = h("p", { id: "tail-status", role: "status", class: "status" });
   const toggle = h("button", { type: "button", id: "tail-toggle", "aria-pressed": "false" }, "Start live tail");
   let after = null;
   let since = null;
@@ -79,6 +83,6 @@ export function feed(root, api) {
     tailTimer = 0;
     poll();
   });
-  replace(root, h("h2", {}, "Export"), form, message, link,
+  replace(root, h("h2", {}, "Export"), form, message, link, preview,
     h("h2", {}, "Live tail"), h("p", {}, "New events of the site as they commit, newest first."), toggle, tailStatus, tailList);
 }

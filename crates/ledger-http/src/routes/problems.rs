@@ -74,7 +74,7 @@ fn page(named: Option<&Rule>) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{t}</title>\
-         <link rel=\"stylesheet\" href=\"/docs/assets/docs.css\"></head>\
+         <link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"/docs/assets/docs.css\"></head>\
          <body class=\"problems\"><main><h1>{t}</h1>{intro}\
          <p>Every error of the billing-credit API is <code>application/problem+json</code>. Its <code>type</code> is \
          <code>{PROBLEMS_PATH}/&lt;status&gt;</code> or, for a conflict or a broken business rule, \

@@ -5,6 +5,7 @@ use ledger_store::testing::{overwrite_payload, stored_payload};
 use ledger_store::Backend;
 use reqwest::Method;
 use serde_json::{json, Value};
+use chrono::Timelike;
 use uuid::Uuid;
 
 use crate::helpers::*;
@@ -13,6 +14,27 @@ use crate::webdriver::Browser;
 /// The window the console must be readable at, and a phone's width.
 const DESKTOP: (u32, u32) = (1280, 800);
 const PHONE: (u32, u32) = (390, 844);
+const MEMBER: &str = "9a0f6c1e-2b3d-4e5f-8a9b-0c1d2e3f4a5b";
+
+/// Opens the console, pastes the token, takes the site it grants.
+async fn sign_in(app: &TestApp) -> Browser {
+    let browser = Browser::start(DESKTOP.0, DESKTOP.1).await;
+    browser.goto(&format!("{}/console", app.base)).await;
+    browser.type_into(&browser.find("#token").await, &app.token).await;
+    browser.click(&browser.find("#sign-in-form button[type=submit]").await).await;
+    let site = browser.find("#site-form:not([hidden]) #site").await;
+    assert_eq!(browser.property(&site, "value").await, app.site.to_string(), "the token's site is offered");
+    browser.click(&browser.find("#site-form button[type=submit]").await).await;
+    browser.find("#nav:not([hidden])").await;
+    browser
+}
+
+/// Sets a datetime-local input to an instant (in the browser's time zone).
+async fn set_instant(browser: &Browser, css: &str, iso: &str) {
+    let script = "const d = new Date(arguments[1]); \
+        document.querySelector(arguments[0]).value = new Date(d - d.getTimezoneOffset() * 60000).toISOString().slice(0, 19);";
+    browser.script(script, vec![json!(css), json!(iso)]).await;
+}
 
 async fn op(app: &TestApp, id: &str, operation: &str, body: Value) -> Value {
     let response =
@@ -30,7 +52,7 @@ async fn api_get(app: &TestApp, url: &str) -> Value {
 /// A credit with one event of each kind the issue names: issue, use, waste, reverse.
 async fn written_credit(app: &TestApp) -> (String, Uuid) {
     let id = app.create(json!({ "creditType": "quantity", "startDate": "2025-01-01", "totalAmount": 10,
-        "measurementUnit": { "code": "visit" } }))
+        "measurementUnit": { "code": "visit" }, "wellnessPlanMembershipId": MEMBER }))
     .await["billingCreditId"]
         .as_str()
         .unwrap()
@@ -56,13 +78,7 @@ async fn the_console_shows_a_credit_as_the_api_does_and_verifies_it() {
     assert_eq!(events.len(), 4);
     let credit = api_get(&app, &app.credit_url(&id)).await;
 
-    let browser = Browser::start(DESKTOP.0, DESKTOP.1).await;
-    browser.goto(&format!("{}/console", app.base)).await;
-    browser.type_into(&browser.find("#token").await, &app.token).await;
-    browser.click(&browser.find("#sign-in-form button[type=submit]").await).await;
-    let site = browser.find("#site-form:not([hidden]) #site").await;
-    assert_eq!(browser.property(&site, "value").await, app.site.to_string(), "the token's site is offered");
-    browser.click(&browser.find("#site-form button[type=submit]").await).await;
+    let browser = sign_in(&app).await;
     let token_in_url = browser.script("return location.href;", vec![]).await;
     assert!(!token_in_url.as_str().unwrap().contains(&app.token), "the token is never in a URL");
     let stored = browser.script("return [sessionStorage.length, localStorage.length];", vec![]).await;
@@ -119,8 +135,68 @@ async fn the_console_shows_a_credit_as_the_api_does_and_verifies_it() {
     for url in browser.loaded_urls().await {
         assert!(url.starts_with(&app.base), "no third-party request: {url}");
     }
+    let severe = browser.severe_console_messages().await;
+    assert!(severe.is_empty(), "no CSP violation, failed load or script error: {severe:#?}");
     let mut browser = browser;
     browser.set_window(PHONE.0, PHONE.1).await;
     browser.find("#timeline").await;
     println!("screenshot {}", browser.full_page_screenshot("console-phone").await.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_as_of_the_member_an_export_and_the_live_tail() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let created = app
+        .create(json!({ "creditType": "quantity", "startDate": "2025-01-01", "totalAmount": 5,
+            "measurementUnit": { "code": "visit" }, "wellnessPlanMembershipId": MEMBER }))
+        .await;
+    let id = created["billingCreditId"].as_str().unwrap().to_string();
+    // The next whole second after the issue: the credit as of then has used nothing.
+    let issued: chrono::DateTime<chrono::Utc> = created["createdAt"].as_str().unwrap().parse().unwrap();
+    let then = issued.with_nanosecond(0).unwrap() + chrono::Duration::seconds(1);
+    tokio::time::sleep((then - chrono::Utc::now()).to_std().unwrap_or_default() + std::time::Duration::from_millis(50))
+        .await;
+    op(&app, &id, "use", json!({ "amount": 2, "reference": "visit-7" })).await;
+
+    let browser = sign_in(&app).await;
+    browser.goto(&format!("{}/console#credit/{id}", app.base)).await;
+    browser.wait_text("#credit-state [data-field=remaining]", "3 now", |t| t == "3").await;
+    set_instant(&browser, "#as-of-instant", &then.to_rfc3339()).await;
+    browser.click(&browser.find("#as-of button[type=submit]").await).await;
+    browser.wait_text("#credit-state h3", "as of", |t| t.starts_with("As of")).await;
+    browser.wait_text("#credit-state [data-field=remaining]", "5 then", |t| t == "5").await;
+
+    // The member: one balance line, two statement entries.
+    browser.click(&browser.find("#nav [data-view=member]").await).await;
+    browser.type_into(&browser.find("#member-id").await, MEMBER).await;
+    browser.click(&browser.find("#member-form button[type=submit]").await).await;
+    let tables = browser.wait_count("#member-results table", 2).await;
+    let balance = browser.within(&tables[0], "tbody tr td").await;
+    assert_eq!(browser.text(&balance[5]).await, "3", "remaining on the balance line");
+    assert_eq!(browser.within(&tables[1], "tbody tr").await.len(), 2, "issued and used");
+    println!("screenshot {}", browser.full_page_screenshot("console-member").await.display());
+
+    // Export everything recorded this hour as JSON lines.
+    browser.click(&browser.find("#nav [data-view=feed]").await).await;
+    let now = chrono::Utc::now();
+    set_instant(&browser, "#export-from", &(now - chrono::Duration::hours(1)).to_rfc3339()).await;
+    set_instant(&browser, "#export-to", &(now + chrono::Duration::hours(1)).to_rfc3339()).await;
+    browser.click(&browser.find("#export-form button[type=submit]").await).await;
+    let link = browser.find("#export-link:not([hidden])").await;
+    assert_eq!(browser.attribute(&link, "download").await, "site-events.jsonl");
+    assert!(browser.property(&link, "href").await.starts_with("blob:"), "a download made in the page");
+    let lines = browser.text(&browser.find("#export-preview").await).await;
+    let types: Vec<String> =
+        lines.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["type"].as_str().unwrap().to_string()).collect();
+    assert_eq!(types, ["CreditIssued", "CreditUsed"]);
+
+    // The live tail shows an event committed after it started.
+    browser.click(&browser.find("#tail-toggle").await).await;
+    browser.wait_text("#tail-status", "live", |t| t.starts_with("Live")).await;
+    op(&app, &id, "waste", json!({ "amount": 1, "reason": "no-show" })).await;
+    browser.wait_text("#tail li", "the waste", |t| t.contains("CreditWasted") && t.contains(&id)).await;
+    println!("screenshot {}", browser.full_page_screenshot("console-feed").await.display());
+    browser.click(&browser.find("#tail-toggle").await).await;
+    let severe = browser.severe_console_messages().await;
+    assert!(severe.is_empty(), "no CSP violation, failed load or script error: {severe:#?}");
 }

@@ -38,11 +38,13 @@ async fn the_explorer_authorizes_and_tries_a_get() {
             t.contains(&id)
         })
         .await;
-    browser.script("document.querySelector('#operations-Billing_Credit-get_one .execute-wrapper').scrollIntoView();", vec![]).await;
+    browser.script("document.querySelector('#operations-Billing_Credit-get_one .btn-group').scrollIntoView();", vec![]).await;
     println!("screenshot {}", browser.screenshot("docs-try-it-out").await.display());
     for url in browser.loaded_urls().await {
         assert!(url.starts_with(&app.base), "no third-party request: {url}");
     }
+    let severe = browser.severe_console_messages().await;
+    assert!(severe.is_empty(), "no CSP violation, failed load or script error: {severe:#?}");
     let stored = browser.script("return localStorage.length;", vec![]).await;
     assert_eq!(stored, json!(0), "the token is not persisted");
 }

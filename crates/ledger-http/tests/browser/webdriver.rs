@@ -65,6 +65,7 @@ impl Browser {
         let profile = std::env::temp_dir().join(format!("ledger-chromium-{}", uuid::Uuid::new_v4()));
         let capabilities = json!({ "capabilities": { "alwaysMatch": {
             "browserName": "chrome",
+            "goog:loggingPrefs": { "browser": "ALL" },
             "goog:chromeOptions": {
                 "binary": CHROMIUM,
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -135,10 +136,9 @@ impl Browser {
     pub async fn wait_text(&self, css: &str, what: &str, check: impl Fn(&str) -> bool) -> String {
         let started = Instant::now();
         loop {
-            let text = match self.all(css).await.first() {
-                Some(e) => self.text(e).await,
-                None => String::new(),
-            };
+            // Read in one script call: the page may re-render the element between two calls.
+            let script = "const e = document.querySelector(arguments[0]); return e ? e.innerText : '';";
+            let text = self.script(script, vec![json!(css)]).await.as_str().unwrap_or("").trim().to_string();
             if check(&text) {
                 return text;
             }
@@ -214,6 +214,14 @@ impl Browser {
         let path = dir.join(format!("{name}.png"));
         std::fs::write(&path, base64_decode(encoded)).unwrap();
         path
+    }
+
+    /// The browser's console messages of level SEVERE since the last call (CSP
+    /// violations, failed loads, uncaught errors).
+    pub async fn severe_console_messages(&self) -> Vec<String> {
+        let log = self.call(reqwest::Method::POST, "/se/log", Some(json!({ "type": "browser" }))).await;
+        let entries = log.as_array().cloned().unwrap_or_default();
+        entries.iter().filter(|e| e["level"] == "SEVERE").map(|e| e["message"].as_str().unwrap_or("").to_string()).collect()
     }
 
     /// Every URL the page loaded (resource timing), to prove none left this origin.
