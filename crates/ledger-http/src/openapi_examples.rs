@@ -40,7 +40,9 @@ fn body_example(schema: &str) -> Option<Value> {
         "UseBody" => json!({ "amount": 1, "reference": "visit-2025-0042", "note": "cleaning" }),
         "WasteBody" => json!({ "amount": 1, "reason": "missed appointment" }),
         "ExpireBody" => json!({ "reason": "cycle ended" }),
-        "ReverseBody" => json!({ "eventId": "0b9f8a1e-7c6d-4e5f-9a8b-1c2d3e4f5a6b", "amount": 1, "reason": "visit cancelled" }),
+        "ReverseBody" => {
+            json!({ "eventId": "0b9f8a1e-7c6d-4e5f-9a8b-1c2d3e4f5a6b", "amount": 1, "reason": "visit cancelled" })
+        }
         "ConsumeBody" => json!({
             "wellnessPlanMembershipId": MEMBER, "amount": 4, "creditType": "quantity",
             "measurementUnit": "visit", "reference": "invoice-7781"

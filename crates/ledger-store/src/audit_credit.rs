@@ -81,11 +81,7 @@ pub async fn verify_credit(
 }
 
 /// Compares the fold of an intact stream with the credit's projection row.
-async fn finish(
-    store: &dyn Audit,
-    fold: StreamFold,
-    events: u64,
-) -> Result<Option<CreditVerification>, StoreError> {
+async fn finish(store: &dyn Audit, fold: StreamFold, events: u64) -> Result<Option<CreditVerification>, StoreError> {
     let (site_id, billing_credit_id) = fold.key;
     let row = store
         .scan_projections(Some(site_id), key_before(site_id, billing_credit_id), 1)
@@ -96,9 +92,8 @@ async fn finish(
         (None, None) => return Ok(None),
         (None, Some(_)) => Some(format!("credit {billing_credit_id} has events but no projection row")),
         (Some(_), None) => Some(format!("credit {billing_credit_id} has a projection row but no events")),
-        (Some((credit, hash)), Some(folded)) => (credit != folded || *hash != fold.last_hash).then(|| {
-            format!("credit {billing_credit_id}: the projection row differs from the replay of its events")
-        }),
+        (Some((credit, hash)), Some(folded)) => (credit != folded || *hash != fold.last_hash)
+            .then(|| format!("credit {billing_credit_id}: the projection row differs from the replay of its events")),
     };
     let first_mismatch = finding.map(|finding| FirstMismatch { event_id: None, version: None, finding });
     Ok(Some(CreditVerification { events, first_mismatch }))

@@ -70,7 +70,8 @@ impl From<&RecordedEvent> for LedgerEvent {
         let (mut used_amount, mut wasted_amount) = (None, None);
         match &e.event {
             Event::CreditIssued(x) => {
-                (amount, used_amount, wasted_amount) = (Some(x.total_amount), Some(x.used_amount), Some(x.wasted_amount))
+                (amount, used_amount, wasted_amount) =
+                    (Some(x.total_amount), Some(x.used_amount), Some(x.wasted_amount))
             }
             Event::CreditUsed(x) => (amount, reference, note) = (Some(x.amount), x.reference.clone(), x.note.clone()),
             Event::CreditUseReversed(x) | Event::CreditWasteReversed(x) => {

@@ -12,7 +12,6 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
      img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; \
      frame-ancestors 'none'";
 
-
 /// A year: vendored files under a versioned path never change.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// Our own pages and modules: revalidated on every load, so a new binary is seen at once.

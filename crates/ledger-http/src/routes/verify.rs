@@ -32,6 +32,7 @@ pub async fn verify_credit(
     if let Some((key, _)) = query_pairs(&req)?.into_iter().next() {
         return Err(unknown(&key));
     }
-    let verdict = audit_credit::verify_credit(state.store.as_ref(), access.site_id, id).await?.ok_or(ApiError::NotFound)?;
+    let verdict =
+        audit_credit::verify_credit(state.store.as_ref(), access.site_id, id).await?.ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(CreditVerificationDto::new(id, &verdict)))
 }

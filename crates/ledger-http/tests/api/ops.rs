@@ -45,13 +45,17 @@ async fn health_ready_metrics_openapi_docs(backend: Backend) {
                 assert!(described, "{method} {path}: parameter {} has a description", parameter["name"]);
             }
             for (media, content) in operation["requestBody"]["content"].as_object().into_iter().flatten() {
-                assert!(content["examples"].is_object() || !content["example"].is_null(), "{method} {path} {media}: an example");
+                assert!(
+                    content["examples"].is_object() || !content["example"].is_null(),
+                    "{method} {path} {media}: an example"
+                );
             }
         }
     }
     // A field that may be left out but never be null is not declared nullable.
     let patch = &doc["components"]["schemas"]["BillingCreditPatchBody"]["properties"];
-    for field in ["creditType", "startDate", "isActive", "totalAmount", "usedAmount", "wastedAmount", "remainingAmount"] {
+    for field in ["creditType", "startDate", "isActive", "totalAmount", "usedAmount", "wastedAmount", "remainingAmount"]
+    {
         assert!(patch[field]["type"].is_string(), "{field} is not nullable: {}", patch[field]);
     }
     assert_eq!(patch["endDate"]["type"], serde_json::json!(["string", "null"]), "null clears endDate");

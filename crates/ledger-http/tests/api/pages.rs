@@ -43,7 +43,9 @@ async fn every_problem_type_resolves_to_its_rules(backend: Backend) {
     let id = app.create(visits(1)).await["billingCreditId"].as_str().unwrap().to_string();
     // A business rule (422), a field rule (400) and a missing credit (404), as the API returns them.
     let refusals = [
-        app.request(Method::POST, &format!("{}/use", app.credit_url(&id))).json(&json!({ "amount": 5, "reference": "v" })).send(),
+        app.request(Method::POST, &format!("{}/use", app.credit_url(&id)))
+            .json(&json!({ "amount": 5, "reference": "v" }))
+            .send(),
         app.request(Method::POST, &app.credits_url()).json(&json!({ "creditType": 1 })).send(),
         app.request(Method::GET, &app.credit_url(uuid::Uuid::new_v4())).send(),
     ];

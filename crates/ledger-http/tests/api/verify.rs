@@ -52,7 +52,6 @@ async fn verify_needs_the_audit_scope(backend: Backend) {
     let app = TestApp::start(backend).await;
     let id = app.create(visits(1)).await["billingCreditId"].as_str().unwrap().to_string();
     let reader = token_for(&[&app.site.to_string()], "billing-credit:read billing-credit:write", 600);
-    let response =
-        app.client.get(format!("{}/verify", app.credit_url(&id))).bearer_auth(reader).send().await.unwrap();
+    let response = app.client.get(format!("{}/verify", app.credit_url(&id))).bearer_auth(reader).send().await.unwrap();
     assert_eq!(response.status(), 403);
 }

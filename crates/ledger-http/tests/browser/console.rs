@@ -1,11 +1,11 @@
 //! The console signs in, opens a credit the test wrote, shows exactly the API's amounts
 //! in its timeline and chart, and verifies it: ok, then not ok once a row is tampered with.
 
+use chrono::Timelike;
 use ledger_store::testing::{overwrite_payload, stored_payload};
 use ledger_store::Backend;
 use reqwest::Method;
 use serde_json::{json, Value};
-use chrono::Timelike;
 use uuid::Uuid;
 
 use crate::helpers::*;
@@ -51,9 +51,10 @@ async fn api_get(app: &TestApp, url: &str) -> Value {
 
 /// A credit with one event of each kind the issue names: issue, use, waste, reverse.
 async fn written_credit(app: &TestApp) -> (String, Uuid) {
-    let id = app.create(json!({ "creditType": "quantity", "startDate": "2025-01-01", "totalAmount": 10,
+    let id = app
+        .create(json!({ "creditType": "quantity", "startDate": "2025-01-01", "totalAmount": 10,
         "measurementUnit": { "code": "visit" }, "wellnessPlanMembershipId": MEMBER }))
-    .await["billingCreditId"]
+        .await["billingCreditId"]
         .as_str()
         .unwrap()
         .to_string();
@@ -186,8 +187,10 @@ async fn the_console_shows_as_of_the_member_an_export_and_the_live_tail() {
     assert_eq!(browser.attribute(&link, "download").await, "site-events.jsonl");
     assert!(browser.property(&link, "href").await.starts_with("blob:"), "a download made in the page");
     let lines = browser.text(&browser.find("#export-preview").await).await;
-    let types: Vec<String> =
-        lines.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["type"].as_str().unwrap().to_string()).collect();
+    let types: Vec<String> = lines
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["type"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(types, ["CreditIssued", "CreditUsed"]);
 
     // The live tail shows an event committed after it started.

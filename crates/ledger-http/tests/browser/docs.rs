@@ -34,11 +34,15 @@ async fn the_explorer_authorizes_and_tries_a_get() {
         })
         .await;
     browser
-        .wait_text("#operations-Billing_Credit-get_one .live-responses-table tbody .response-col_description", "the credit", |t| {
-            t.contains(&id)
-        })
+        .wait_text(
+            "#operations-Billing_Credit-get_one .live-responses-table tbody .response-col_description",
+            "the credit",
+            |t| t.contains(&id),
+        )
         .await;
-    browser.script("document.querySelector('#operations-Billing_Credit-get_one .btn-group').scrollIntoView();", vec![]).await;
+    browser
+        .script("document.querySelector('#operations-Billing_Credit-get_one .btn-group').scrollIntoView();", vec![])
+        .await;
     println!("screenshot {}", browser.screenshot("docs-try-it-out").await.display());
     for url in browser.loaded_urls().await {
         assert!(url.starts_with(&app.base), "no third-party request: {url}");

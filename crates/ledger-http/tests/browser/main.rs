@@ -2,9 +2,9 @@
 //! Chromium driven over WebDriver by its chromedriver, against the real app on SQLite.
 //! Screenshots go to `target/screenshots/` (ignored by git).
 
+mod console;
+mod docs;
 #[path = "../api/helpers.rs"]
 #[allow(dead_code)]
 mod helpers;
-mod console;
-mod docs;
 mod webdriver;

@@ -59,7 +59,10 @@ impl Browser {
         let base = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
         while http.get(format!("{base}/status")).send().await.is_err() {
-            assert!(started.elapsed() < DRIVER_START_TIMEOUT, "chromedriver did not listen within {DRIVER_START_TIMEOUT:?}");
+            assert!(
+                started.elapsed() < DRIVER_START_TIMEOUT,
+                "chromedriver did not listen within {DRIVER_START_TIMEOUT:?}"
+            );
             tokio::time::sleep(POLL).await;
         }
         let profile = std::env::temp_dir().join(format!("ledger-chromium-{}", uuid::Uuid::new_v4()));
@@ -115,7 +118,8 @@ impl Browser {
 
     /// The elements matching a CSS selector now.
     pub async fn all(&self, css: &str) -> Vec<Element> {
-        let found = self.call(reqwest::Method::POST, "/elements", Some(json!({ "using": "css selector", "value": css })));
+        let found =
+            self.call(reqwest::Method::POST, "/elements", Some(json!({ "using": "css selector", "value": css })));
         found.await.as_array().unwrap().iter().map(|e| Element(e[ELEMENT].as_str().unwrap().to_string())).collect()
     }
 
@@ -170,7 +174,11 @@ impl Browser {
     }
 
     pub async fn text(&self, e: &Element) -> String {
-        self.call(reqwest::Method::GET, &format!("/element/{}/text", e.0), None).await.as_str().unwrap_or("").to_string()
+        self.call(reqwest::Method::GET, &format!("/element/{}/text", e.0), None)
+            .await
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     }
 
     pub async fn attribute(&self, e: &Element, name: &str) -> String {
@@ -200,11 +208,15 @@ impl Browser {
     /// Saves a PNG of the whole page, beyond the window (Chromium's DevTools command
     /// through chromedriver), under `target/screenshots/`.
     pub async fn full_page_screenshot(&self, name: &str) -> PathBuf {
-        let size = self.script("const d = document.documentElement; return [d.scrollWidth, d.scrollHeight];", vec![]).await;
+        let size =
+            self.script("const d = document.documentElement; return [d.scrollWidth, d.scrollHeight];", vec![]).await;
         let clip = json!({ "x": 0, "y": 0, "width": size[0], "height": size[1], "scale": 1 });
         let params = json!({ "format": "png", "captureBeyondViewport": true, "clip": clip });
-        let shot =
-            self.call(reqwest::Method::POST, "/goog/cdp/execute", Some(json!({ "cmd": "Page.captureScreenshot", "params": params })));
+        let shot = self.call(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            Some(json!({ "cmd": "Page.captureScreenshot", "params": params })),
+        );
         self.save_png(name, shot.await["data"].as_str().unwrap())
     }
 
@@ -221,7 +233,11 @@ impl Browser {
     pub async fn severe_console_messages(&self) -> Vec<String> {
         let log = self.call(reqwest::Method::POST, "/se/log", Some(json!({ "type": "browser" }))).await;
         let entries = log.as_array().cloned().unwrap_or_default();
-        entries.iter().filter(|e| e["level"] == "SEVERE").map(|e| e["message"].as_str().unwrap_or("").to_string()).collect()
+        entries
+            .iter()
+            .filter(|e| e["level"] == "SEVERE")
+            .map(|e| e["message"].as_str().unwrap_or("").to_string())
+            .collect()
     }
 
     /// Every URL the page loaded (resource timing), to prove none left this origin.
