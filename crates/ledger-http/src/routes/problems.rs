@@ -30,6 +30,15 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
+/// Escapes a meaning and sets its `backticked` words as code.
+fn prose(text: &str) -> String {
+    escape(text)
+        .split('`')
+        .enumerate()
+        .map(|(i, part)| if i % 2 == 1 { format!("<code>{part}</code>") } else { part.to_string() })
+        .collect()
+}
+
 fn channel(c: Channel) -> &'static str {
     match c {
         Channel::ProblemType => "problem type",
@@ -46,7 +55,7 @@ fn rows(rules: &[Rule]) -> String {
                 "<tr id=\"{n}\"><th scope=\"row\"><a href=\"{PROBLEMS_PATH}/{n}\"><code>{n}</code></a></th><td>{}</td><td>{}</td><td>{}</td></tr>\n",
                 r.status,
                 channel(r.channel),
-                escape(r.meaning),
+                prose(r.meaning),
                 n = escape(r.name)
             )
         })
@@ -68,7 +77,7 @@ fn page(named: Option<&Rule>) -> String {
             "<section class=\"named\" aria-labelledby=\"named\"><h2 id=\"named\"><code>{}</code> ({})</h2><p>{}</p></section>",
             escape(r.name),
             r.status,
-            escape(r.meaning)
+            prose(r.meaning)
         )
     });
     format!(
