@@ -33,7 +33,8 @@ function timeline(events) {
 }
 
 /** Renders credit `id` into `root`. */
-export async function credit(root, api, session, id) {
+export async function credit(root, api, session, rawId) {
+  const id = encodeURIComponent(rawId);
   const state = h("div", { id: "credit-state" });
   const message = h("p", { role: "status", class: "status" });
   const verdict = h("p", { id: "verify-result", role: "status", class: "status" });
@@ -63,7 +64,7 @@ export async function credit(root, api, session, id) {
   const audit = can(session, SCOPE_AUDIT);
   const chartBox = h("div", { class: "credit-chart" });
   const timelineBox = h("div");
-  replace(root, h("h2", {}, "Credit ", h("code", { id: "credit-id" }, id)), message,
+  replace(root, h("h2", {}, "Credit ", h("code", { id: "credit-id" }, rawId)), message,
     h("div", { class: "credit-grid" },
       h("div", { class: "credit-side" }, asOfForm, state,
         audit ? h("div", { class: "verify" }, verifyButton, verdict) : h("p", {}, "The timeline and verification need the billing-credit:audit scope.")),

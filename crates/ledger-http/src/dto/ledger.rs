@@ -166,10 +166,10 @@ pub struct FeedSlice {
 #[serde(rename_all = "camelCase")]
 pub struct MismatchDto {
     /// The event that does not match; null when the events are intact and the projection row differs.
-    #[schema(nullable)]
+    #[schema(required = true)]
     pub event_id: Option<Uuid>,
     /// That event's version in the credit's stream; null with `eventId`.
-    #[schema(nullable)]
+    #[schema(required = true)]
     pub version: Option<u64>,
     /// What does not match, in words.
     pub finding: String,
@@ -185,7 +185,7 @@ pub struct CreditVerificationDto {
     /// Events checked, up to and including the first that does not match.
     pub events_checked: u64,
     /// The first thing that does not match; null when `ok`.
-    #[schema(nullable)]
+    #[schema(required = true)]
     pub first_mismatch: Option<MismatchDto>,
 }
 

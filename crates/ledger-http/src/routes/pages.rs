@@ -6,11 +6,17 @@
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 
-/// Scripts and connections from this origin only; no inline script, no eval. Swagger UI
-/// sets inline `style` attributes and uses data: images, hence those two allowances.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+/// Scripts, styles and connections from this origin only; no inline script or style, no
+/// eval: the console's policy, and the problem pages'.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; \
      frame-ancestors 'none'";
+
+/// The API explorer's: the same, but Swagger UI (React) sets inline `style` attributes.
+/// Still no inline script.
+pub const EXPLORER_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \
+     base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// A year: vendored files under a versioned path never change.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -80,19 +86,29 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// An embedded file with its type, caching and the security headers.
 pub fn serve(page: &'static Page) -> HttpResponse {
-    respond(page.content_type, page.cache_control, page.body)
+    respond(page.content_type, page.cache_control, policy_for(page.path), page.body)
+}
+
+/// The Content-Security-Policy of a page: the explorer's under `/docs`, the strict one elsewhere.
+pub fn policy_for(path: &str) -> &'static str {
+    if path == "/docs" || path.starts_with("/docs/") {
+        EXPLORER_CONTENT_SECURITY_POLICY
+    } else {
+        CONTENT_SECURITY_POLICY
+    }
 }
 
 /// A 200 page with its type, caching and the security headers.
 pub fn respond(
     content_type: &str,
     cache_control: &'static str,
+    content_security_policy: &'static str,
     body: impl actix_web::body::MessageBody + 'static,
 ) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(content_type)
         .insert_header((header::CACHE_CONTROL, cache_control))
-        .insert_header((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+        .insert_header((header::CONTENT_SECURITY_POLICY, content_security_policy))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::REFERRER_POLICY, "no-referrer"))
         .insert_header((header::X_FRAME_OPTIONS, "DENY"))

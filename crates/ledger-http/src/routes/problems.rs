@@ -3,7 +3,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::pages::{respond, HTML, REVALIDATE};
+use super::pages::{respond, CONTENT_SECURITY_POLICY, HTML, REVALIDATE};
 use crate::problem::ApiError;
 use crate::rules::{self, Channel, Rule, PROBLEMS_PATH, RULES, STATUS_TYPES};
 
@@ -22,7 +22,7 @@ async fn one(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 }
 
 fn html(body: String) -> HttpResponse {
-    respond(HTML, REVALIDATE, body)
+    respond(HTML, REVALIDATE, CONTENT_SECURITY_POLICY, body)
 }
 
 /// Escapes text for HTML.

@@ -12,9 +12,9 @@ pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// One WebDriver call; page loads included.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long chromedriver may take to listen.
-const DRIVER_START_TIMEOUT: Duration = Duration::from_secs(20);
+const DRIVER_START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a wait for something on the page lasts, and its polling pace.
-pub const WAIT_TIMEOUT: Duration = Duration::from_secs(20);
+pub const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(100);
 /// The W3C key naming an element in WebDriver replies.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
