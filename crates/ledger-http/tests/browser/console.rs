@@ -9,22 +9,30 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::helpers::*;
-use crate::webdriver::Browser;
+use crate::webdriver::{Browser, ENTER, TAB};
 
 /// The window the console must be readable at, and a phone's width.
 const DESKTOP: (u32, u32) = (1280, 800);
 const PHONE: (u32, u32) = (390, 844);
 const MEMBER: &str = "9a0f6c1e-2b3d-4e5f-8a9b-0c1d2e3f4a5b";
 
-/// Opens the console, pastes the token, takes the site it grants.
+/// Opens the console, pastes the token and takes the site it grants, with the keyboard only.
 async fn sign_in(app: &TestApp) -> Browser {
     let browser = Browser::start(DESKTOP.0, DESKTOP.1).await;
     browser.goto(&format!("{}/console", app.base)).await;
-    browser.type_into(&browser.find("#token").await, &app.token).await;
-    browser.click(&browser.find("#sign-in-form button[type=submit]").await).await;
-    let site = browser.find("#site-form:not([hidden]) #site").await;
+    assert_eq!(browser.unlabelled_controls().await, Vec::<String>::new(), "every control of the sign-in has a label");
+    let token = browser.find("#token").await;
+    browser.type_into(&token, &app.token).await;
+    browser.keys(&token, TAB).await;
+    let submit = browser.active().await;
+    assert_eq!(browser.text(&submit).await, "Read the token", "Tab reaches the button");
+    browser.keys(&submit, ENTER).await;
+    browser.find("#site-form:not([hidden])").await;
+    let site = browser.active().await;
+    assert_eq!(browser.property(&site, "id").await, "site", "the site choice has the focus");
     assert_eq!(browser.property(&site, "value").await, app.site.to_string(), "the token's site is offered");
-    browser.click(&browser.find("#site-form button[type=submit]").await).await;
+    browser.keys(&site, TAB).await;
+    browser.keys(&browser.active().await, ENTER).await;
     browser.find("#nav:not([hidden])").await;
     browser
 }
@@ -86,6 +94,7 @@ async fn the_console_shows_a_credit_as_the_api_does_and_verifies_it() {
     assert_eq!(stored, json!([2, 0]), "the token is in session storage only");
 
     // Search lists it; opening it shows the timeline.
+    assert_eq!(browser.unlabelled_controls().await, Vec::<String>::new(), "every control of the search has a label");
     browser.click(&browser.find("#credit-search button[type=submit]").await).await;
     browser.wait_text("#credit-results", "the credit", |t| t.contains(&id)).await;
     browser.click(&browser.find(&format!("#credit-results a[href='#credit/{id}']")).await).await;
@@ -119,6 +128,7 @@ async fn the_console_shows_a_credit_as_the_api_does_and_verifies_it() {
     }
     assert_eq!(amount(&credit["remainingAmount"]), "6", "10 issued, 3 used, 2 wasted, 1 use reversed");
 
+    assert_eq!(browser.unlabelled_controls().await, Vec::<String>::new(), "every control of a credit has a label");
     browser.click(&browser.find("#verify").await).await;
     browser.wait_text("#verify-result", "OK", |t| t.starts_with("OK")).await;
     println!("screenshot {}", browser.screenshot("console-credit").await.display());
@@ -176,6 +186,11 @@ async fn the_console_shows_as_of_the_member_an_export_and_the_live_tail() {
     assert_eq!(browser.text(&balance[5]).await, "3", "remaining on the balance line");
     assert_eq!(browser.within(&tables[1], "tbody tr").await.len(), 2, "issued and used");
     println!("screenshot {}", browser.full_page_screenshot("console-member").await.display());
+    assert_eq!(
+        browser.unlabelled_controls().await,
+        Vec::<String>::new(),
+        "every control of the member view has a label"
+    );
 
     // Export everything recorded this hour as JSON lines.
     browser.click(&browser.find("#nav [data-view=feed]").await).await;
@@ -199,6 +214,7 @@ async fn the_console_shows_as_of_the_member_an_export_and_the_live_tail() {
     op(&app, &id, "waste", json!({ "amount": 1, "reason": "no-show" })).await;
     browser.wait_text("#tail li", "the waste", |t| t.contains("CreditWasted") && t.contains(&id)).await;
     println!("screenshot {}", browser.full_page_screenshot("console-feed").await.display());
+    assert_eq!(browser.unlabelled_controls().await, Vec::<String>::new(), "every control of the feed has a label");
     browser.click(&browser.find("#tail-toggle").await).await;
     let severe = browser.severe_console_messages().await;
     assert!(severe.is_empty(), "no CSP violation, failed load or script error: {severe:#?}");

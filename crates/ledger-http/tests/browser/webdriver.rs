@@ -16,6 +16,9 @@ const DRIVER_START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a wait for something on the page lasts, and its polling pace.
 pub const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(100);
+/// WebDriver's codes of the Tab and Enter keys.
+pub const TAB: &str = "\u{E004}";
+pub const ENTER: &str = "\u{E007}";
 /// The W3C key naming an element in WebDriver replies.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -171,6 +174,27 @@ impl Browser {
     pub async fn type_into(&self, e: &Element, text: &str) {
         self.call(reqwest::Method::POST, &format!("/element/{}/clear", e.0), Some(json!({}))).await;
         self.call(reqwest::Method::POST, &format!("/element/{}/value", e.0), Some(json!({ "text": text }))).await;
+    }
+
+    /// Sends keys to an element without clearing it (WebDriver key codes: [`TAB`], [`ENTER`]).
+    pub async fn keys(&self, e: &Element, keys: &str) {
+        self.call(reqwest::Method::POST, &format!("/element/{}/value", e.0), Some(json!({ "text": keys }))).await;
+    }
+
+    /// The element that has the keyboard focus.
+    pub async fn active(&self) -> Element {
+        let found = self.call(reqwest::Method::GET, "/element/active", None).await;
+        Element(found[ELEMENT].as_str().unwrap_or_else(|| panic!("no active element: {found}")).to_string())
+    }
+
+    /// The controls (input, select, textarea, button) of the page that have no label
+    /// (a `<label for>`, an aria-label, or a button's own text), by id or tag.
+    pub async fn unlabelled_controls(&self) -> Vec<String> {
+        let script = "return [...document.querySelectorAll('input, select, textarea, button')]
+            .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !(e.tagName === 'BUTTON' && e.innerText.trim()))
+            .map(e => e.id || e.outerHTML.slice(0, 80));";
+        let found = self.script(script, vec![]).await;
+        found.as_array().unwrap().iter().map(|v| v.as_str().unwrap_or("").to_string()).collect()
     }
 
     pub async fn text(&self, e: &Element) -> String {
