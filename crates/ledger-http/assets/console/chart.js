@@ -69,9 +69,15 @@ export function chart(points) {
   return svg;
 }
 
-/** The legend: each series with its colour and its value at the last point. */
+/** The legend: each series with its colour and its value at the last point, and the time span. */
 export function legend(points) {
   const last = points.at(-1) ?? {};
+  const wrap = document.createElement("div");
+  const span = document.createElement("p");
+  span.className = "span";
+  span.textContent = points.length
+    ? `One step per event (v${points[0].version} to v${last.version}), recorded ${points[0].at} to ${last.at}.`
+    : "No events.";
   const ul = document.createElement("ul");
   ul.className = "legend";
   for (const [key, label, color] of SERIES) {
@@ -86,5 +92,6 @@ export function legend(points) {
     li.append(value);
     ul.append(li);
   }
-  return ul;
+  wrap.append(ul, span);
+  return wrap;
 }
