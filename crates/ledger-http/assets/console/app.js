@@ -2,7 +2,7 @@
 // in the URL's fragment (never the token), so back/forward and reload work.
 
 import { h, replace, status } from "./dom.js";
-import { Api } from "./api.js";
+import { Api, UNAUTHORIZED } from "./api.js";
 import * as session from "./session.js";
 import { credits } from "./credits.js";
 import { credit } from "./credit.js";
@@ -17,6 +17,7 @@ function showSignIn() {
   stopTail();
   $("nav").hidden = true;
   $("sign-in").hidden = false;
+  $("site-form").hidden = true;
   replace($("view"));
   $("token").focus();
 }
@@ -93,5 +94,10 @@ document.addEventListener("DOMContentLoaded", () => {
     b.addEventListener("click", () => { location.hash = b.dataset.view; });
   }
   window.addEventListener("hashchange", route);
+  window.addEventListener(UNAUTHORIZED, (e) => {
+    session.clear();
+    showSignIn();
+    status($("sign-in-status"), `The server refused the token; sign in again. ${e.detail}`, "error");
+  });
   start();
 });

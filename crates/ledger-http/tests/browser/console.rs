@@ -219,3 +219,27 @@ async fn the_console_shows_as_of_the_member_an_export_and_the_live_tail() {
     let severe = browser.severe_console_messages().await;
     assert!(severe.is_empty(), "no CSP violation, failed load or script error: {severe:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_the_server_refuses_returns_to_sign_in() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let claims = ledger_http::auth::Claims {
+        sub: "mallory".into(),
+        exp: chrono::Utc::now().timestamp() + 600,
+        iat: None,
+        nbf: None,
+        sites: vec![app.site.to_string()],
+        scope: ALL_SCOPES.into(),
+    };
+    let forged = ledger_http::auth::mint_hs256(b"not-the-server-secret-not-the-server-secret", &claims);
+    let browser = Browser::start(DESKTOP.0, DESKTOP.1).await;
+    browser.goto(&format!("{}/console", app.base)).await;
+    browser.type_into(&browser.find("#token").await, &forged).await;
+    browser.click(&browser.find("#sign-in-form button[type=submit]").await).await;
+    browser.click(&browser.find("#site-form:not([hidden]) button[type=submit]").await).await;
+    browser.click(&browser.find("#credit-search button[type=submit]").await).await;
+    browser.wait_text("#sign-in-status", "refused", |t| t.contains("refused the token")).await;
+    browser.find("#nav[hidden]").await;
+    let stored = browser.script("return sessionStorage.length;", vec![]).await;
+    assert_eq!(stored, json!(0), "the refused token is forgotten");
+}
