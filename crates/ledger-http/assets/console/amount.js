@@ -25,7 +25,3 @@ function format(digits, scale) {
   if (scale > 0) text = `${text.slice(0, -scale)}.${text.slice(-scale)}`.replace(/\.?0+$/, "");
   return (negative ? "-" : "") + text;
 }
-
-export function toNumber(text) {
-  return Number(text);
-}

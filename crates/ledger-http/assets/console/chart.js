@@ -80,11 +80,10 @@ export function legend(points) {
     : "No events.";
   const ul = document.createElement("ul");
   ul.className = "legend";
-  for (const [key, label, color] of SERIES) {
+  for (const [key, label] of SERIES) {
     const li = document.createElement("li");
     const swatch = document.createElement("span");
     swatch.className = `swatch swatch-${key}`;
-    swatch.dataset.color = color;
     li.append(swatch, `${label}: `);
     const value = document.createElement("strong");
     value.className = `last-${key}`;
