@@ -7,21 +7,22 @@ use utoipa::openapi::{ObjectBuilder, RefOr, Required, Type};
 use utoipa::{Modify, OpenApi};
 
 use crate::dto::*;
+use crate::openapi_examples::Explained;
 use crate::problem::{FieldError, Problem};
-use crate::routes::{alerts, balance, credits, entries, ledger};
+use crate::routes::{alerts, balance, credits, entries, ledger, verify};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "AHDS Store API — Billing Credit ledger", version = "1.0",
          description = "Event-sourced ledger of wellness-plan billing credits. Every change is an immutable event; these endpoints serve the projections."),
-    servers((url = "http://localhost:8083", description = "Local Development")),
+    servers((url = "/", description = "The server that serves this document")),
     paths(credits::create, credits::list, credits::get_one, credits::patch, credits::replace, credits::delete,
-          ledger::use_credit, ledger::waste, ledger::expire, ledger::reverse, ledger::consume, ledger::history, ledger::site_feed, balance::member_balance, entries::member_statement,
+          ledger::use_credit, ledger::waste, ledger::expire, ledger::reverse, ledger::consume, ledger::history, ledger::site_feed, verify::verify_credit, balance::member_balance, entries::member_statement,
           alerts::create, alerts::list, alerts::get_one, alerts::delete, alerts::rotate_secret, alerts::deliveries, alerts::redeliver, alerts::get_settings, alerts::put_settings),
     components(schemas(BillingCredit, BillingCreditBody, BillingCreditPatchBody, BillingCreditList, PageMeta, CodingDto, Problem, FieldError,
-        UseBody, WasteBody, ExpireBody, ReverseBody, ConsumeBody, CodeOrCoding, LedgerEvent, OperationResult, AllocationDto, ConsumeResult, EventPage, FeedSlice, MemberBalance, BalanceLineDto, EntryDto, EntryPageDto, EntryPageMeta,
+        UseBody, WasteBody, ExpireBody, ReverseBody, ConsumeBody, CodeOrCoding, LedgerEvent, OperationResult, AllocationDto, ConsumeResult, EventPage, FeedSlice, MemberBalance, BalanceLineDto, EntryDto, EntryPageDto, EntryPageMeta, CreditVerificationDto, MismatchDto,
         WebhookBody, WebhookDto, WebhookWithSecret, WebhookList, DeliveryDto, DeliveryList, AlertSettingsBody, AlertSettingsDto)),
-    modifiers(&BearerAuth, &IdempotencyKeys),
+    modifiers(&BearerAuth, &IdempotencyKeys, &Explained),
     tags((name = "Billing Credit", description = "Wellness-plan billing credits (the seed API)"),
          (name = "Ledger", description = "Spending, writing off, expiring and reversing credits"),
          (name = "Audit", description = "The history behind every balance"),

@@ -22,7 +22,8 @@ pub struct FieldError {
 /// The body of every error response.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Problem {
-    /// A URI naming the kind of problem.
+    /// A URI reference naming the kind of problem: a page of this server (`/problems/{status}`
+    /// or `/problems/{rule}`) that explains it and lists every rule the API returns.
     #[serde(rename = "type")]
     pub kind: String,
     pub title: String,
@@ -118,9 +119,9 @@ impl ApiError {
         let slug = match self {
             ApiError::Unprocessable(e) => e.rule.as_str(),
             ApiError::Conflict { rule, .. } => rule.as_str(),
-            other => return format!("https://docs.heydonto.com/problems/{}", other.status_code().as_u16()),
+            other => return crate::rules::type_uri(other.status_code().as_str()),
         };
-        format!("https://docs.heydonto.com/problems/{slug}")
+        crate::rules::type_uri(slug)
     }
 
     fn field_errors(&self) -> Vec<FieldError> {

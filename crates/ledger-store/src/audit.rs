@@ -16,7 +16,7 @@ use crate::ports::Audit;
 pub const FINDINGS_MAX: usize = 100;
 
 /// What is wrong with one event.
-enum Flaw {
+pub(crate) enum Flaw {
     /// The event's bytes no longer match its hash; the stream still folds.
     Tampered(String),
     /// The stream cannot be folded past this event (a gap, or a misplaced CreditIssued).
@@ -24,19 +24,19 @@ enum Flaw {
 }
 
 /// Folds one stream as its events arrive, checking versions and the hash chain.
-struct StreamFold {
-    key: (Uuid, Uuid),
-    credit: Option<Credit>,
-    last_hash: [u8; 32],
+pub(crate) struct StreamFold {
+    pub(crate) key: (Uuid, Uuid),
+    pub(crate) credit: Option<Credit>,
+    pub(crate) last_hash: [u8; 32],
 }
 
 impl StreamFold {
-    fn new(key: (Uuid, Uuid)) -> Self {
+    pub(crate) fn new(key: (Uuid, Uuid)) -> Self {
         Self { key, credit: None, last_hash: GENESIS }
     }
 
     /// Applies the next event; returns what is wrong with it, if anything.
-    fn apply(&mut self, e: &RecordedEvent) -> Option<Flaw> {
+    pub(crate) fn apply(&mut self, e: &RecordedEvent) -> Option<Flaw> {
         let expected_version = self.credit.as_ref().map_or(1, |c| c.version + 1);
         if e.version != expected_version {
             return Some(Flaw::Broken(format!(

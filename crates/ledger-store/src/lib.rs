@@ -18,6 +18,7 @@
 
 pub mod alerts;
 pub mod audit;
+pub mod audit_credit;
 pub mod balance;
 pub mod chain;
 pub mod commands;

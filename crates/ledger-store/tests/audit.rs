@@ -14,6 +14,7 @@ ledger_store::backend_tests!(
     verify_passes_on_an_untouched_ledger_and_replay_is_byte_identical,
     verify_names_an_event_changed_behind_the_services_back,
     verify_names_a_tampered_projection_and_replay_repairs_it,
+    verify_credit_checks_one_credit_and_names_its_first_mismatch,
 );
 
 /// A few credits with some history on two sites.
@@ -190,4 +191,48 @@ async fn a_full_rebuild_in_several_passes_beside_a_writer_matches_the_events() {
     assert_eq!(list.total, 40);
     let used_total: rust_decimal::Decimal = list.credits.iter().map(|c| c.used_amount).sum();
     assert_eq!(used_total, rust_decimal::Decimal::from(used as u64));
+}
+
+async fn verify_credit_checks_one_credit_and_names_its_first_mismatch(backend: Backend) {
+    use ledger_store::audit_credit::verify_credit;
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let (site, ids) = ledger(&store).await;
+    for id in &ids {
+        let verdict = verify_credit(store.as_ref(), site, *id).await.unwrap().unwrap();
+        assert!(verdict.ok(), "{:?}", verdict.first_mismatch);
+        assert_eq!(verdict.events, 3);
+    }
+    assert_eq!(verify_credit(store.as_ref(), site, Uuid::new_v4()).await.unwrap(), None, "no such credit");
+    assert_eq!(verify_credit(store.as_ref(), Uuid::new_v4(), ids[0]).await.unwrap(), None, "another site's");
+
+    // An event of one credit is changed: that credit names it, its neighbours are ok.
+    let victim = store.read_stream(site, ids[2], 0, 10).await.unwrap().remove(1);
+    let payload = serde_json::to_string(&victim.event.payload()).unwrap().replace("\"1\"", "\"0\"");
+    ledger_store::testing::overwrite_payload(&db, victim.event_id, &payload).await;
+    let verdict = verify_credit(store.as_ref(), site, ids[2]).await.unwrap().unwrap();
+    let mismatch = verdict.first_mismatch.unwrap();
+    assert_eq!((mismatch.event_id, mismatch.version), (Some(victim.event_id), Some(2)));
+    assert!(mismatch.finding.contains("changed after it was written"), "{}", mismatch.finding);
+    assert_eq!(verdict.events, 2, "stops at the first mismatch");
+    assert!(verify_credit(store.as_ref(), site, ids[1]).await.unwrap().unwrap().ok());
+    assert!(verify_credit(store.as_ref(), site, ids[3]).await.unwrap().unwrap().ok());
+
+    // The projection row of another credit differs: named, with no event.
+    let key = |id: Uuid| match backend {
+        Backend::Postgres => format!("'{id}'"),
+        Backend::Sqlite => format!("X'{}'", id.simple()),
+    };
+    let mut credit = store.load(site, ids[0]).await.unwrap().unwrap();
+    credit.used_amount = d("0");
+    let state = serde_json::to_string(&credit).unwrap();
+    behind_the_back(
+        &db,
+        &format!("UPDATE billing_credits SET state = '{state}' WHERE billing_credit_id = {}", key(ids[0])),
+    )
+    .await;
+    let verdict = verify_credit(store.as_ref(), site, ids[0]).await.unwrap().unwrap();
+    let mismatch = verdict.first_mismatch.unwrap();
+    assert_eq!((mismatch.event_id, mismatch.version), (None, None));
+    assert!(mismatch.finding.contains("differs"), "{}", mismatch.finding);
 }

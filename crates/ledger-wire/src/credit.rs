@@ -141,35 +141,36 @@ macro_rules! credit_shapes {
                 #[schema(value_type = Option<Object>)]
                 pub $object: Option<Option<JsonObject>>,
             )*
-            /// Not nullable.
+            /// Not nullable: may be left out, never `null`.
             #[serde(default, deserialize_with = "wire::required")]
-            #[schema(value_type = Option<String>, example = "quantity")]
+            #[schema(value_type = String, example = "quantity")]
             pub credit_type: Option<CreditType>,
             #[serde(default, deserialize_with = "wire::patch_date")]
             #[schema(value_type = Option<String>, example = "2025-01-01")]
             pub end_date: Option<Option<DateTime<Utc>>>,
-            /// Not nullable.
+            /// Not nullable: may be left out, never `null`.
             #[serde(default, deserialize_with = "wire::required")]
+            #[schema(value_type = bool)]
             pub is_active: Option<bool>,
-            /// Not nullable.
+            /// Not nullable: may be left out, never `null`.
             #[serde(default, deserialize_with = "wire::required_amount")]
-            #[schema(value_type = Option<f64>, example = 0)]
+            #[schema(value_type = f64, example = 0)]
             pub remaining_amount: Option<Decimal>,
-            /// Not nullable.
+            /// Not nullable: may be left out, never `null`.
             #[serde(default, deserialize_with = "wire::required_date")]
-            #[schema(value_type = Option<String>, example = "2025-01-01")]
+            #[schema(value_type = String, example = "2025-01-01")]
             pub start_date: Option<DateTime<Utc>>,
-            /// Not nullable.
+            /// Not nullable: may be left out, never `null`.
             #[serde(default, deserialize_with = "wire::required_amount")]
-            #[schema(value_type = Option<f64>, example = 0)]
+            #[schema(value_type = f64, example = 0)]
             pub total_amount: Option<Decimal>,
-            /// Not nullable.
+            /// Not nullable: may be left out, never `null`.
             #[serde(default, deserialize_with = "wire::required_amount")]
-            #[schema(value_type = Option<f64>, example = 0)]
+            #[schema(value_type = f64, example = 0)]
             pub used_amount: Option<Decimal>,
-            /// Not nullable.
+            /// Not nullable: may be left out, never `null`.
             #[serde(default, deserialize_with = "wire::required_amount")]
-            #[schema(value_type = Option<f64>, example = 0)]
+            #[schema(value_type = f64, example = 0)]
             pub wasted_amount: Option<Decimal>,
             $(
                 $(#[$id_doc])*

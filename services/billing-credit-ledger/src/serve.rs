@@ -123,7 +123,8 @@ fn print_dev_banner(secret: &[u8], path: &std::path::Path, port: u16) {
         "\nDev mode: tokens are signed with the generated secret in {path}.\n\
          A token for every site and scope, valid 30 days:\n\n  export TOKEN={token}\n\n\
          Try it:\n\n  curl -s -H \"Authorization: Bearer $TOKEN\" http://localhost:{port}/site/{site}/ahds/v1/billing-credit\n\n\
-         API docs: http://localhost:{port}/docs\n",
+         API explorer: http://localhost:{port}/docs (Authorize, then Try it out)\n\
+         Audit console: http://localhost:{port}/console (paste the token)\n",
         path = path.display()
     );
 }

@@ -28,6 +28,14 @@ pub struct LedgerEvent {
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "wire::serialize_optional_amount")]
     #[schema(value_type = Option<f64>)]
     pub amount: Option<Decimal>,
+    /// At issue (CreditIssued): the part of the total already used.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "wire::serialize_optional_amount")]
+    #[schema(value_type = Option<f64>)]
+    pub used_amount: Option<Decimal>,
+    /// At issue (CreditIssued): the part of the total already written off.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "wire::serialize_optional_amount")]
+    #[schema(value_type = Option<f64>)]
+    pub wasted_amount: Option<Decimal>,
     /// Change of the total (CreditTotalAdjusted).
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "wire::serialize_optional_amount")]
     #[schema(value_type = Option<f64>)]
@@ -59,8 +67,12 @@ impl From<&RecordedEvent> for LedgerEvent {
     fn from(e: &RecordedEvent) -> Self {
         let (mut amount, mut delta, mut reference, mut reason, mut note, mut reverses) =
             (None, None, None, None, None, None);
+        let (mut used_amount, mut wasted_amount) = (None, None);
         match &e.event {
-            Event::CreditIssued(x) => amount = Some(x.total_amount),
+            Event::CreditIssued(x) => {
+                (amount, used_amount, wasted_amount) =
+                    (Some(x.total_amount), Some(x.used_amount), Some(x.wasted_amount))
+            }
             Event::CreditUsed(x) => (amount, reference, note) = (Some(x.amount), x.reference.clone(), x.note.clone()),
             Event::CreditUseReversed(x) | Event::CreditWasteReversed(x) => {
                 (amount, reverses, reason) = (Some(x.amount), x.reverses, x.reason.clone())
@@ -80,6 +92,8 @@ impl From<&RecordedEvent> for LedgerEvent {
             billing_credit_id: e.billing_credit_id,
             version: e.version,
             amount,
+            used_amount,
+            wasted_amount,
             delta,
             reference,
             reason,
@@ -145,4 +159,47 @@ pub struct FeedSlice {
     pub data: Vec<LedgerEvent>,
     /// Pass as `after` to read on; unchanged when nothing new has committed.
     pub next: String,
+}
+
+/// The first event (or the projection row) of a credit that does not match its recomputation.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MismatchDto {
+    /// The event that does not match; null when the events are intact and the projection row differs.
+    #[schema(required = true)]
+    pub event_id: Option<Uuid>,
+    /// That event's version in the credit's stream; null with `eventId`.
+    #[schema(required = true)]
+    pub version: Option<u64>,
+    /// What does not match, in words.
+    pub finding: String,
+}
+
+/// The server's recomputation of one credit's hash chain and projection.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreditVerificationDto {
+    pub billing_credit_id: Uuid,
+    /// True when every event matches its hash and the projection equals the replay of the events.
+    pub ok: bool,
+    /// Events checked, up to and including the first that does not match.
+    pub events_checked: u64,
+    /// The first thing that does not match; null when `ok`.
+    #[schema(required = true)]
+    pub first_mismatch: Option<MismatchDto>,
+}
+
+impl CreditVerificationDto {
+    pub fn new(billing_credit_id: Uuid, v: &ledger_store::audit_credit::CreditVerification) -> Self {
+        Self {
+            billing_credit_id,
+            ok: v.ok(),
+            events_checked: v.events,
+            first_mismatch: v.first_mismatch.as_ref().map(|m| MismatchDto {
+                event_id: m.event_id,
+                version: m.version,
+                finding: m.finding.clone(),
+            }),
+        }
+    }
 }

@@ -5,10 +5,10 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use ledger_domain::Command;
-use ledger_store::{commands, CommandMeta, FeedCursor, StoreError, READ_LIMIT_MAX};
+use ledger_store::{commands, CommandMeta, FeedCursor, RecordedWindow, StoreError, READ_LIMIT_MAX};
 use ledger_wire::Body;
 
-use super::query::{number, query_pairs, unknown};
+use super::query::{instant, number, query_pairs, unknown};
 use super::write::{perform, Render, Reply};
 use super::{credit_id, etag_text, if_match};
 use crate::auth::{Audit, SiteAccess, Write};
@@ -210,7 +210,9 @@ pub async fn history(
     get, path = "/site/{siteId}/ahds/v1/billing-credit-events", tag = "Audit",
     summary = "Every event of the site in commit order, after an opaque cursor (needs billing-credit:audit)",
     params(("siteId" = Uuid, Path), ("after" = Option<String>, Query, description = "The `next` of the previous slice; the start when absent"),
-           ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "1 to 1000, default 100")),
+           ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "1 to 1000, default 100"),
+           ("recordedFrom" = Option<String>, Query, description = "Only events recorded at or after this instant (RFC 3339)"),
+           ("recordedTo" = Option<String>, Query, description = "Only events recorded before this instant (RFC 3339)")),
     responses(
         (status = 200, body = FeedSlice),
         ReadProblems,
@@ -222,7 +224,7 @@ pub async fn site_feed(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (mut after, mut limit) = (FeedCursor::START, FEED_LIMIT_DEFAULT);
+    let (mut after, mut limit, mut window) = (FeedCursor::START, FEED_LIMIT_DEFAULT, RecordedWindow::ALL);
     for (key, value) in query_pairs(&req)? {
         match key.as_str() {
             "after" => {
@@ -231,10 +233,12 @@ pub async fn site_feed(
                 })?
             }
             "limit" => limit = number(&key, &value, 1, READ_LIMIT_MAX)?,
+            "recordedFrom" => window.from = Some(instant(&key, &value)?),
+            "recordedTo" => window.to = Some(instant(&key, &value)?),
             _ => return Err(unknown(&key)),
         }
     }
-    let page = state.store.feed(Some(access.site_id), after, limit).await?;
+    let page = state.store.feed_window(Some(access.site_id), window, after, limit).await?;
     // The events before an unreadable one are served; the unreadable one is a 500 that
     // names it, until an operator repairs it (docs/operations.md): skipping it here
     // would hide a hole in an audit trail.

@@ -14,7 +14,10 @@ pub mod credits;
 pub mod entries;
 pub mod ledger;
 pub mod ops;
+pub mod pages;
+pub mod problems;
 pub mod query;
+pub mod verify;
 pub mod write;
 
 pub const CREDITS_PATH: &str = "/site/{siteId}/ahds/v1/billing-credit";
@@ -28,6 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource(format!("{CREDIT_PATH}/expire")).route(web::post().to(ledger::expire)))
         .service(web::resource(format!("{CREDIT_PATH}/reverse")).route(web::post().to(ledger::reverse)));
     cfg.service(web::resource(format!("{CREDIT_PATH}/events")).route(web::get().to(ledger::history)))
+        .service(web::resource(verify::VERIFY_PATH).route(web::get().to(verify::verify_credit)))
         .service(web::resource("/site/{siteId}/ahds/v1/billing-credit-events").route(web::get().to(ledger::site_feed)))
         .service(web::resource(balance::BALANCE_PATH).route(web::get().to(balance::member_balance)))
         .service(web::resource(entries::ENTRIES_PATH).route(web::get().to(entries::member_statement)));
@@ -47,6 +51,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
     alerts::configure(cfg);
     ops::configure(cfg);
+    problems::configure(cfg);
 }
 
 /// The `{billingCreditId}` path segment as a UUID, or a 400 naming it.

@@ -1,4 +1,4 @@
-//! Operational endpoints: liveness, readiness, metrics, the OpenAPI document and its docs page.
+//! Operational endpoints: liveness, readiness, metrics, the OpenAPI document; the pages (`pages`).
 
 use actix_web::{web, HttpResponse};
 use utoipa::OpenApi;
@@ -11,8 +11,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics))
-        .route("/openapi.json", web::get().to(openapi))
-        .route("/docs", web::get().to(docs));
+        .route("/openapi.json", web::get().to(openapi));
+    super::pages::configure(cfg);
 }
 
 /// The process is up.
@@ -39,9 +39,4 @@ async fn metrics() -> HttpResponse {
 
 async fn openapi() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())
-}
-
-/// A self-contained page (no CDN, nothing downloaded) that renders /openapi.json.
-async fn docs() -> HttpResponse {
-    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(include_str!("docs.html"))
 }

@@ -37,6 +37,28 @@ async fn health_ready_metrics_openapi_docs(backend: Backend) {
         assert!(params.contains(&name), "{name} in {params:?}");
     }
     assert!(doc["components"]["schemas"]["BillingCredit"]["properties"]["remainingAmount"].is_object());
+    assert_eq!(doc["servers"][0]["url"], "/", "try-it-out calls the server that serves the document");
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let described = parameter["description"].as_str().is_some_and(|d| !d.is_empty());
+                assert!(described, "{method} {path}: parameter {} has a description", parameter["name"]);
+            }
+            for (media, content) in operation["requestBody"]["content"].as_object().into_iter().flatten() {
+                assert!(
+                    content["examples"].is_object() || !content["example"].is_null(),
+                    "{method} {path} {media}: an example"
+                );
+            }
+        }
+    }
+    // A field that may be left out but never be null is not declared nullable.
+    let patch = &doc["components"]["schemas"]["BillingCreditPatchBody"]["properties"];
+    for field in ["creditType", "startDate", "isActive", "totalAmount", "usedAmount", "wastedAmount", "remainingAmount"]
+    {
+        assert!(patch[field]["type"].is_string(), "{field} is not nullable: {}", patch[field]);
+    }
+    assert_eq!(patch["endDate"]["type"], serde_json::json!(["string", "null"]), "null clears endDate");
 
     let docs = get("/docs").await.unwrap();
     assert_eq!(docs.status(), 200);
