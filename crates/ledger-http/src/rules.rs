@@ -55,6 +55,10 @@ pub const RULES: &[Rule] = &[
     rule("invalid-value", 400, FieldRule, "A field's value is not acceptable: not an exact amount (over 28 decimal places or 96 bits), a bad date, an unknown enum value, …"),
     rule("not-nullable", 400, FieldRule, "null was given for a field that cannot be cleared (creditType, startDate, isActive, an amount)."),
     rule("too-long", 400, FieldRule, "A text field is longer than 1000 characters."),
+    rule("too-many", 400, FieldRule, "A list holds more entries than allowed (the message says how many)."),
+    rule("invalid-url", 400, FieldRule, "A webhook url is not an absolute http or https URL with a host."),
+    rule("out-of-range", 400, FieldRule, "A number is outside its allowed range (the message gives the bounds)."),
+    rule("invalid-unit", 400, FieldRule, "A unit code is empty, too long or holds a control character."),
     rule("too-deep", 400, FieldRule, "A free-form object (appliedTo, availableTo, expiry, extensions) nests more than 32 levels."),
     rule("too-large", 400, FieldRule, "A free-form object takes more than 16384 bytes as compact JSON."),
     rule("control-character", 400, FieldRule, "A text, free-form value or query parameter holds a control character (note and reason may hold tabs and line breaks)."),
@@ -81,6 +85,7 @@ pub const RULES: &[Rule] = &[
     rule("idempotency-key-reused", 409, ProblemType, "This Idempotency-Key was used for a different request body."),
     rule("concurrent-change", 409, ProblemType, "The credit was changed concurrently; retry."),
     rule("too-many-credits", 409, ProblemType, "The member has more credits than one request may fold at once."),
+    rule("too-many-webhooks", 409, ProblemType, "The site has as many webhook endpoints as it may have; delete one first."),
     // 422: business rules, the problem type is the rule.
     rule("amount-negative", 422, ProblemType, "An amount must not be negative."),
     rule("amount-not-positive", 422, ProblemType, "An amount must be greater than zero."),
