@@ -13,6 +13,8 @@ use utoipa::Modify;
 const PARAMETERS: &[(&str, &str)] = &[
     ("siteId", "The site (tenant) the data belongs to; the token's `sites` claim must grant it (or be `*`)."),
     ("billingCreditId", "The credit's id (a UUID): the one given at creation, or generated then."),
+    ("webhookId", "The webhook endpoint's id (a UUID), as its creation returned it."),
+    ("deliveryId", "The delivery's id (a UUID), as the endpoint's delivery log lists it."),
     (
         "If-Match",
         "`\"<version>\"`, the ETag of an earlier read: the write applies only while the credit is at that version, \
@@ -47,6 +49,10 @@ fn body_example(schema: &str) -> Option<Value> {
             "wellnessPlanMembershipId": MEMBER, "amount": 4, "creditType": "quantity",
             "measurementUnit": "visit", "reference": "invoice-7781"
         }),
+        "WebhookBody" => json!({ "url": "https://example.com/ledger-alerts", "description": "front desk alerts" }),
+        "AlertSettingsBody" => {
+            json!({ "lowThreshold": 1, "lowThresholds": { "visit": 1, "USD": 25 }, "expiringWithinDays": 30 })
+        }
         _ => return None,
     })
 }

@@ -99,6 +99,7 @@ fn paging(req: &HttpRequest) -> Result<(u32, u32), ApiError> {
 }
 
 #[utoipa::path(
+    operation_id = "create_webhook",
     post, path = "/site/{siteId}/ahds/v1/billing-credit-webhooks", tag = "Alerts",
     summary = "Register a webhook endpoint for the site's balance alerts (needs billing-credit:admin)",
     description = "Alerts (low, depleted, expiring) are POSTed as JSON, signed: `Ledger-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, \"<t>.<Ledger-Delivery-Id>.<body>\")>`. \
@@ -138,6 +139,7 @@ pub async fn create(
 }
 
 #[utoipa::path(
+    operation_id = "list_webhooks",
     get, path = "/site/{siteId}/ahds/v1/billing-credit-webhooks", tag = "Alerts",
     summary = "The site's webhook endpoints, oldest first (needs billing-credit:admin)",
     params(("siteId" = Uuid, Path),
@@ -159,6 +161,7 @@ pub async fn list(
 }
 
 #[utoipa::path(
+    operation_id = "get_webhook",
     get, path = "/site/{siteId}/ahds/v1/billing-credit-webhooks/{webhookId}", tag = "Alerts",
     summary = "A webhook endpoint (needs billing-credit:admin)",
     params(("siteId" = Uuid, Path), ("webhookId" = Uuid, Path)),
@@ -176,6 +179,7 @@ pub async fn get_one(
 }
 
 #[utoipa::path(
+    operation_id = "delete_webhook",
     delete, path = "/site/{siteId}/ahds/v1/billing-credit-webhooks/{webhookId}", tag = "Alerts",
     summary = "Delete a webhook endpoint; its pending deliveries fail (needs billing-credit:admin)",
     params(("siteId" = Uuid, Path), ("webhookId" = Uuid, Path)),
@@ -195,6 +199,7 @@ pub async fn delete(
 }
 
 #[utoipa::path(
+    operation_id = "rotate_webhook_secret",
     post, path = "/site/{siteId}/ahds/v1/billing-credit-webhooks/{webhookId}/rotate-secret", tag = "Alerts",
     summary = "Replace an endpoint's signing secret; the new one is shown only in this answer (needs billing-credit:admin)",
     description = "Attempts from now on are signed with the new secret only.",
@@ -217,6 +222,7 @@ pub async fn rotate_secret(
 }
 
 #[utoipa::path(
+    operation_id = "list_webhook_deliveries",
     get, path = "/site/{siteId}/ahds/v1/billing-credit-webhooks/{webhookId}/deliveries", tag = "Alerts",
     summary = "An endpoint's delivery log, newest first (needs billing-credit:admin)",
     params(("siteId" = Uuid, Path), ("webhookId" = Uuid, Path),
@@ -244,6 +250,7 @@ pub async fn deliveries(
 }
 
 #[utoipa::path(
+    operation_id = "redeliver_webhook_delivery",
     post, path = "/site/{siteId}/ahds/v1/billing-credit-webhooks/{webhookId}/deliveries/{deliveryId}/redeliver",
     tag = "Alerts",
     summary = "Send a delivery's alert to the endpoint again (needs billing-credit:admin)",
@@ -282,6 +289,7 @@ fn settings_dto(settings: Option<AlertSettings>, policy: &AlertPolicy) -> AlertS
 }
 
 #[utoipa::path(
+    operation_id = "get_alert_settings",
     get, path = "/site/{siteId}/ahds/v1/billing-credit-alert-settings", tag = "Alerts",
     summary = "The site's alert thresholds in effect (needs billing-credit:admin)",
     params(("siteId" = Uuid, Path)),
@@ -298,6 +306,7 @@ pub async fn get_settings(
 }
 
 #[utoipa::path(
+    operation_id = "put_alert_settings",
     put, path = "/site/{siteId}/ahds/v1/billing-credit-alert-settings", tag = "Alerts",
     summary = "Set the site's alert thresholds (needs billing-credit:admin)",
     description = "Replaces the site's settings; what the body leaves out takes the service's default. \
