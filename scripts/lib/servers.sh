@@ -9,6 +9,10 @@
 #   private_pg_start --tls    # also ssl=on, server cert for localhost/127.0.0.1 signed by
 #                             # a fresh CA: PRIVATE_PG_CA (its certificate, PEM)
 #   private_nats_start        # PRIVATE_NATS_URL PRIVATE_NATS_PORT PRIVATE_NATS_DIR PRIVATE_NATS_PID
+#   private_nats_cluster_start  # 3 JetStream servers n1 n2 n3 routed into one cluster:
+#                             # PRIVATE_NATS_CLUSTER_DIR, _URLS (comma-separated), _PIDS, _NAMES,
+#                             # _NODE_DIRS (space-separated, in the order n1 n2 n3)
+#   private_nats_node_start NODE_DIR  # (re)starts one stopped or killed node from its nats.conf
 #   servers_stop_all          # safe to call more than once
 #
 # Postgres runs as the `postgres` OS user when we are root (initdb refuses root), with trust
@@ -202,7 +206,119 @@ private_nats_stop() {
   return 0
 }
 
+# The configuration of one cluster node (see private_nats_cluster_start).
+# servers_nats_node_conf NAME DIR CLIENT_PORT CLUSTER_PORT CLUSTER_NAME ROUTE_PORT...
+servers_nats_node_conf() {
+  local name=$1 dir=$2 port=$3 cport=$4 cluster=$5 routes="" p
+  shift 5
+  for p in "$@"; do routes="$routes    nats-route://127.0.0.1:$p\n"; done
+  printf '%b' "server_name: $name
+listen: 127.0.0.1:$port
+pid_file: \"$dir/nats.pid\"
+log_file: \"$dir/nats.log\"
+jetstream {
+  store_dir: \"$dir/jetstream\"
+  max_memory_store: 64MB
+  max_file_store: 1GB
+}
+cluster {
+  name: $cluster
+  listen: 127.0.0.1:$cport
+  routes: [
+$routes  ]
+}
+" >"$dir/nats.conf"
+}
+
+# private_nats_node_start NODE_DIR : starts the node whose nats.conf is in NODE_DIR, in the
+# background, and prints its pid (its data stays: a restarted node catches up).
+private_nats_node_start() {
+  local dir=$1 bin pid
+  bin=$(servers_nats_bin) || { servers_log "nats-server not found (apt-get install nats-server)"; return 1; }
+  "$bin" -c "$dir/nats.conf" </dev/null >>"$dir/nats.out" 2>&1 &
+  pid=$!
+  echo "$pid"
+}
+
+# True once every node's log names a JetStream metadata leader (the cluster has a quorum
+# and every node knows it).
+servers_nats_cluster_ready() {
+  local dir
+  for dir in "$@"; do
+    grep -q "metadata leader" "$dir/nats.log" 2>/dev/null || return 1
+  done
+}
+
+private_nats_cluster_start() {
+  local attempt i names=(n1 n2 n3) ports cports dirs pids urls ready
+  if ! servers_nats_bin >/dev/null; then
+    servers_log "nats-server not found (apt-get install nats-server)"; return 1
+  fi
+  PRIVATE_NATS_CLUSTER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/private-nats-cluster.XXXXXX")
+  for attempt in 1 2 3; do
+    ports=() cports=() dirs=() pids=() urls=()
+    for i in 0 1 2; do
+      ports+=("$(servers_free_port)") && cports+=("$(servers_free_port)") || return 1
+      dirs+=("$PRIVATE_NATS_CLUSTER_DIR/${names[$i]}")
+      rm -rf "${dirs[$i]}" && mkdir -p "${dirs[$i]}"
+    done
+    for i in 0 1 2; do
+      servers_nats_node_conf "${names[$i]}" "${dirs[$i]}" "${ports[$i]}" "${cports[$i]}" "ledger-$$" "${cports[@]}"
+      pids+=("$(private_nats_node_start "${dirs[$i]}")")
+      urls+=("nats://127.0.0.1:${ports[$i]}")
+    done
+    ready=0
+    for _ in $(seq 1 $((SERVERS_START_TIMEOUT_S * 10))); do
+      for i in 0 1 2; do servers_running "${pids[$i]}" || break 2; done
+      if servers_nats_cluster_ready "${dirs[@]}"; then ready=1; break; fi
+      sleep 0.1
+    done
+    if [ "$ready" = 1 ]; then
+      PRIVATE_NATS_CLUSTER_URLS=$(IFS=,; echo "${urls[*]}")
+      PRIVATE_NATS_CLUSTER_PIDS="${pids[*]}"
+      PRIVATE_NATS_CLUSTER_NAMES="${names[*]}"
+      PRIVATE_NATS_CLUSTER_NODE_DIRS="${dirs[*]}"
+      export PRIVATE_NATS_CLUSTER_DIR PRIVATE_NATS_CLUSTER_URLS PRIVATE_NATS_CLUSTER_PIDS \
+        PRIVATE_NATS_CLUSTER_NAMES PRIVATE_NATS_CLUSTER_NODE_DIRS
+      servers_log "private NATS JetStream cluster on $PRIVATE_NATS_CLUSTER_URLS ($PRIVATE_NATS_CLUSTER_DIR)"
+      return 0
+    fi
+    servers_log "the NATS cluster did not form (attempt $attempt); its logs:"
+    for i in 0 1 2; do tail -3 "${dirs[$i]}/nats.log" >&2 2>/dev/null || true; done
+    servers_nats_cluster_kill "$PRIVATE_NATS_CLUSTER_DIR"
+  done
+  private_nats_cluster_stop
+  return 1
+}
+
+# Stops every node of the cluster in DIR whose pid file still names a running nats-server
+# of that folder (a pid reused by another process is left alone).
+servers_nats_cluster_kill() {
+  local dir=$1 pidfile pid
+  for pidfile in "$dir"/*/nats.pid; do
+    [ -f "$pidfile" ] || continue
+    pid=$(cat "$pidfile")
+    if servers_running "$pid" && grep -qF "$dir" "/proc/$pid/cmdline" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      servers_wait_gone "$pid" || kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -f "$pidfile"
+  done
+}
+
+# private_nats_cluster_stop [DIR] : stops the cluster in DIR (default
+# $PRIVATE_NATS_CLUSTER_DIR) and deletes DIR.
+private_nats_cluster_stop() {
+  local dir=${1:-${PRIVATE_NATS_CLUSTER_DIR:-}}
+  [ -n "$dir" ] && [ -d "$dir" ] || return 0
+  servers_nats_cluster_kill "$dir"
+  rm -rf "$dir"
+  [ "$dir" = "${PRIVATE_NATS_CLUSTER_DIR:-}" ] && PRIVATE_NATS_CLUSTER_DIR=
+  return 0
+}
+
 servers_stop_all() {
+  private_nats_cluster_stop
   private_nats_stop
   private_pg_stop
 }

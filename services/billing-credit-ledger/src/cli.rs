@@ -136,8 +136,28 @@ pub struct ServeArgs {
     #[arg(long, env = "BODY_READ_TIMEOUT_MS", default_value_t = ledger_http::startup::BODY_READ_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub body_read_timeout_ms: u64,
     /// NATS URL for the JetStream command intake and event publication; unset: REST only.
+    /// A cluster: several, comma-separated (`nats://n1:4222,nats://n2:4222`); the client
+    /// connects and reconnects to any of them.
     #[arg(long, env = "NATS_URL", global = true)]
     pub nats_url: Option<String>,
+    /// Copies of each stream and of the KV bucket the ledger creates (3 on a 3-node
+    /// cluster). An existing stream with another count is changed to this at start.
+    #[arg(long, env = "NATS_STREAM_REPLICAS", default_value_t = ledger_nats::STREAM_REPLICAS_DEFAULT as u8, value_parser = clap::value_parser!(u8).range(1..=ledger_nats::STREAM_REPLICAS_MAX as i64), global = true)]
+    pub nats_stream_replicas: u8,
+    /// One connection attempt to one NATS server, TCP to the server's first PONG.
+    #[arg(long, env = "NATS_CONNECT_TIMEOUT_MS", default_value_t = ledger_nats::CONNECT_TIMEOUT_MS_DEFAULT, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub nats_connect_timeout_ms: u64,
+    /// One JetStream request (KV read or write, stream info, pull) or publish
+    /// acknowledgement; after it the operation is retried.
+    #[arg(long, env = "NATS_REQUEST_TIMEOUT_MS", default_value_t = ledger_nats::REQUEST_TIMEOUT_MS_DEFAULT, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub nats_request_timeout_ms: u64,
+    /// The longest pause between two reconnection tries (they never stop; the pause
+    /// starts at 100 ms and doubles).
+    #[arg(long, env = "NATS_RECONNECT_DELAY_MAX_MS", default_value_t = ledger_nats::RECONNECT_DELAY_MAX_MS_DEFAULT, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub nats_reconnect_delay_max_ms: u64,
+    /// How often the client pings its server; two missed pongs and it reconnects elsewhere.
+    #[arg(long, env = "NATS_PING_INTERVAL_MS", default_value_t = ledger_nats::PING_INTERVAL_MS_DEFAULT, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub nats_ping_interval_ms: u64,
     /// Subject prefix of the command, event and rejection subjects.
     #[arg(long, env = "NATS_SUBJECT_PREFIX", default_value = "ahds.billing-credit", global = true)]
     pub nats_subject_prefix: String,
