@@ -205,7 +205,9 @@ impl NatsSettings {
             .split(',')
             .map(str::trim)
             .filter(|u| !u.is_empty())
-            .map(|u| u.parse::<async_nats::ServerAddr>().map_err(|e| anyhow::anyhow!("the NATS URL {u:?} is invalid: {e}")))
+            .map(|u| {
+                u.parse::<async_nats::ServerAddr>().map_err(|e| anyhow::anyhow!("the NATS URL {u:?} is invalid: {e}"))
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         anyhow::ensure!(!addrs.is_empty(), "the NATS URL list {:?} names no server", self.url);
         Ok(addrs)

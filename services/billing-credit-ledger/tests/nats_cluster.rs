@@ -26,7 +26,7 @@ mod support;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -315,7 +315,8 @@ async fn drill() {
                     break;
                 }
                 let body = json!({ "creditType": "quantity", "startDate": "2025-01-01", "totalAmount": 1 });
-                let sent = http.post(&url).bearer_auth(&token).json(&body).timeout(Duration::from_secs(10)).send().await;
+                let sent =
+                    http.post(&url).bearer_auth(&token).json(&body).timeout(Duration::from_secs(10)).send().await;
                 let mut load = load.lock().unwrap();
                 match sent {
                     Ok(r) if r.status() == 201 => load.rest_created += 1,
@@ -437,7 +438,11 @@ async fn drill() {
         if published == stored.len() as u64 {
             break;
         }
-        assert!(Instant::now() < deadline, "{published} of {} events published after {CATCH_UP_TIMEOUT:?}", stored.len());
+        assert!(
+            Instant::now() < deadline,
+            "{published} of {} events published after {CATCH_UP_TIMEOUT:?}",
+            stored.len()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     monitor.abort();
