@@ -12,7 +12,9 @@
 //!    must stop (JetStream refuses writes rather than risk losing them), so the drill
 //!    never takes two nodes away at once;
 //! 3. kills -9 the node leading the command stream (found with stream info
-//!    `cluster.leader`), and waits again.
+//!    `cluster.leader`), waits again, and restarts it;
+//! 4. kills -9 the node leading the KV bucket (the publisher's lease and checkpoint), and
+//!    waits again.
 //!
 //! Then it checks that every acknowledged command is applied exactly once (by commandId,
 //! in SQL), and no command at all more than once; that publication resumed by itself: the
@@ -206,6 +208,37 @@ async fn wait_progress(samples: &Mutex<Vec<Sample>>, after: Sample, by: u64, wha
     }
 }
 
+/// One node killed, and when the service was seen working again.
+struct Kill {
+    what: &'static str,
+    node: String,
+    /// The streams it led.
+    led: Vec<&'static str>,
+    at: Instant,
+    recovered: Instant,
+}
+
+/// Kills -9 `node` and waits until commands are applied and events published again.
+async fn kill_and_recover(
+    cluster: &Cluster,
+    js: &jetstream::Context,
+    samples: &Mutex<Vec<Sample>>,
+    node: usize,
+    what: &'static str,
+) -> Kill {
+    let mut led = vec![];
+    for name in [COMMAND_STREAM, EVENT_STREAM, KV_STREAM] {
+        if leader(js, name).await == cluster.names[node] {
+            led.push(name);
+        }
+    }
+    let before = *samples.lock().unwrap().last().unwrap();
+    let at = Instant::now();
+    cluster.kill9(node);
+    wait_progress(samples, before, PROGRESS_AFTER_KILL, what).await;
+    Kill { what, node: cluster.names[node].clone(), led, at, recovered: Instant::now() }
+}
+
 /// The longest time, from `from` until `to`, during which a counter did not move.
 fn longest_stall(times: impl Iterator<Item = Instant>, from: Instant, to: Instant) -> Duration {
     let mut previous = from;
@@ -350,28 +383,27 @@ async fn drill() {
     let now = || *samples.lock().unwrap().last().unwrap();
     wait_progress(&samples, now(), PROGRESS_AFTER_KILL, "warm-up").await;
 
-    // 1. A follower of the command stream dies.
+    let mut kills: Vec<Kill> = vec![];
+    // 1. A follower of the command stream dies; then it is replaced, as production would
+    //    (with two of three nodes gone, a 3-replica stream has no quorum).
     let leader_name = leader(&js, COMMAND_STREAM).await;
     let follower = (0..3).find(|&n| cluster.names[n] != leader_name).unwrap();
-    let before = now();
-    let first_kill = Instant::now();
-    cluster.kill9(follower);
-    wait_progress(&samples, before, PROGRESS_AFTER_KILL, "after killing a follower").await;
-    let first_recovered = Instant::now();
-
-    // 2. Replaced, as production would; with two nodes gone a 3-replica stream has no quorum.
+    kills.push(kill_and_recover(&cluster, &js, &samples, follower, "a follower of the command stream").await);
     cluster.restart(follower);
     wait_replicated(&js).await;
 
-    // 3. The command stream's leader dies.
+    // 2. The command stream's leader dies; replaced.
     let leader_name = leader(&js, COMMAND_STREAM).await;
-    let before = now();
-    let second_kill = Instant::now();
-    cluster.kill9(cluster.node(&leader_name));
-    wait_progress(&samples, before, PROGRESS_AFTER_KILL, "after killing the command stream's leader").await;
-    let second_recovered = Instant::now();
-    let new_leader = leader(&js, COMMAND_STREAM).await;
-    assert_ne!(new_leader, leader_name, "a new leader took over the command stream");
+    let node = cluster.node(&leader_name);
+    kills.push(kill_and_recover(&cluster, &js, &samples, node, "the command stream's leader").await);
+    assert_ne!(leader(&js, COMMAND_STREAM).await, leader_name, "a new leader took over the command stream");
+    cluster.restart(node);
+    wait_replicated(&js).await;
+
+    // 3. The KV bucket's leader (the publisher's lease and checkpoint) dies.
+    let leader_name = leader(&js, KV_STREAM).await;
+    kills.push(kill_and_recover(&cluster, &js, &samples, cluster.node(&leader_name), "the KV bucket's leader").await);
+    assert_ne!(leader(&js, KV_STREAM).await, leader_name, "a new leader took over the KV bucket");
 
     stop.store(true, Ordering::SeqCst);
     nats_load.await.unwrap();
@@ -456,16 +488,16 @@ async fn drill() {
 
     // The figures (printed, not asserted: the machine is shared).
     let samples = samples.lock().unwrap().clone();
-    for (what, kill, recovered) in [
-        ("a follower killed", first_kill, first_recovered),
-        ("the command stream's leader killed", second_kill, second_recovered),
-    ] {
+    for kill in &kills {
         eprintln!(
-            "drill: {what}: commands not applied for {} ms, events not published for {} ms, \
+            "drill: {} ({}, leading {:?}) killed: commands not applied for {} ms, events not published for {} ms, \
              the engine's publishes not acknowledged for {} ms",
-            longest_stall(changes(&samples, |s| s.applied).into_iter(), kill, recovered).as_millis(),
-            longest_stall(changes(&samples, |s| s.published).into_iter(), kill, recovered).as_millis(),
-            longest_stall(load.ack_times.iter().copied(), kill, recovered).as_millis(),
+            kill.what,
+            kill.node,
+            kill.led,
+            longest_stall(changes(&samples, |s| s.applied).into_iter(), kill.at, kill.recovered).as_millis(),
+            longest_stall(changes(&samples, |s| s.published).into_iter(), kill.at, kill.recovered).as_millis(),
+            longest_stall(load.ack_times.iter().copied(), kill.at, kill.recovered).as_millis(),
         );
     }
     drop(service);
