@@ -23,13 +23,25 @@ pub(crate) async fn ensure_stream(
     if current.num_replicas == replicas {
         return Ok(stream);
     }
-    tracing::warn!(stream = %name, from = current.num_replicas, to = replicas, "changing the replica count of an existing stream");
     let from = current.num_replicas;
-    js.update_stream(stream::Config { num_replicas: replicas, ..current }).await.map_err(|e| {
+    let refused = |why: String| {
         anyhow::anyhow!(
             "the {what} {name} has {from} replicas and NATS_STREAM_REPLICAS asks for {replicas}, \
-             but changing it failed (does the cluster have {replicas} JetStream servers?): {e}"
+             but changing it failed (does the cluster have {replicas} JetStream servers?): {why}"
         )
-    })?;
+    };
+    // A server outside a cluster (its stream info has no cluster) accepts the change and
+    // reports it, but keeps one copy: refused here as it refuses to create such a stream.
+    if replicas > 1 && stream.cached_info().cluster.is_none() {
+        return Err(refused("the NATS server is not part of a cluster".into()));
+    }
+    tracing::warn!(stream = %name, from = current.num_replicas, to = replicas, "changing the replica count of an existing stream");
+    let updated = js
+        .update_stream(stream::Config { num_replicas: replicas, ..current })
+        .await
+        .map_err(|e| refused(e.to_string()))?;
+    if updated.config.num_replicas != replicas {
+        return Err(refused(format!("the server kept {} replicas", updated.config.num_replicas)));
+    }
     js.get_stream(&name).await.map_err(|e| anyhow::anyhow!("reading the {what} {name} back: {e}"))
 }
