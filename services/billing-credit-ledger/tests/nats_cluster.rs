@@ -19,7 +19,8 @@
 //! Then it checks that every acknowledged command is applied exactly once (by commandId,
 //! in SQL), and no command at all more than once; that publication resumed by itself: the
 //! event stream, read back, holds every event of the store once (by event id), nothing
-//! else. It prints how long commands stopped being applied and events published after
+//! else; and the same for the balance alerts (each new 1-visit credit raises one) on the
+//! alert stream. It prints how long commands stopped being applied and events published after
 //! each kill (measured, never asserted). Every wait has a deadline; the servers are
 //! killed and their folders deleted at the end, also when the test fails.
 
@@ -41,6 +42,7 @@ use uuid::Uuid;
 const COMMAND_STREAM: &str = "BILLING_CREDIT_COMMANDS";
 const EVENT_STREAM: &str = "BILLING_CREDIT_EVENTS";
 const KV_STREAM: &str = "KV_billing_credit_ledger";
+const ALERT_STREAM: &str = "BILLING_CREDIT_ALERTS";
 const DRILL_ACTOR: &str = "drill-engine";
 /// The load: one NATS command and one REST write per interval, at most this many each.
 const LOAD_INTERVAL_MS: u64 = 40;
@@ -290,11 +292,12 @@ async fn drill() {
             ("NATS_REQUEST_TIMEOUT_MS", "2000"),
             ("NATS_RECONNECT_DELAY_MAX_MS", "500"),
             ("NATS_PING_INTERVAL_MS", "2000"),
-            ("ALERTS_ENABLED", "false"),
+            ("ALERTS_ENABLED", "true"),
+            ("ALERT_POLL_INTERVAL_MS", "200"),
         ],
     )
     .await;
-    for name in [COMMAND_STREAM, EVENT_STREAM, KV_STREAM, "BILLING_CREDIT_REJECTIONS"] {
+    for name in [COMMAND_STREAM, EVENT_STREAM, KV_STREAM, ALERT_STREAM, "BILLING_CREDIT_REJECTIONS"] {
         let info = stream_info(&js, name).await.unwrap_or_else(|| panic!("{name} exists"));
         assert_eq!(info.config.num_replicas, 3, "{name} has the NATS_STREAM_REPLICAS=3 replicas");
     }
@@ -314,10 +317,12 @@ async fn drill() {
                 if stop.load(Ordering::SeqCst) {
                     break;
                 }
-                let (command_id, credit) = (Uuid::new_v4(), Uuid::new_v4());
+                let (command_id, credit, member) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+                // 1 visit, at the default low threshold: each raises one `low` alert.
                 let body = json!({
                     "commandId": command_id, "type": "issue", "billingCreditId": credit, "actor": DRILL_ACTOR,
-                    "creditType": "quantity", "startDate": "2020-01-01", "totalAmount": 3,
+                    "wellnessPlanMembershipId": member,
+                    "creditType": "quantity", "startDate": "2020-01-01", "totalAmount": 1,
                     "measurementUnit": {"code": "visit", "system": "urn:units"}
                 });
                 let mut headers = async_nats::HeaderMap::new();
@@ -485,6 +490,32 @@ async fn drill() {
     let unknown: Vec<_> = unique.difference(&stored).take(5).collect();
     assert!(missing.is_empty() && unknown.is_empty(), "published ≠ stored: missing {missing:?}, unknown {unknown:?}");
     eprintln!("drill: {} events stored, the same {} published once each", stored.len(), ids.len());
+
+    // Alert publication resumed by itself too: every alert on the alert stream, once.
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    loop {
+        let (undelivered, failed): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE status <> 'delivered'), count(*) FILTER (WHERE status = 'failed') \
+             FROM alert_deliveries WHERE target = 'nats'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(failed, 0, "NATS alert deliveries marked failed");
+        if undelivered == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{undelivered} NATS alert deliveries pending after {DRAIN_TIMEOUT:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let alerts: HashSet<Uuid> =
+        sqlx::query_scalar("SELECT alert_id FROM alerts").fetch_all(&pool).await.unwrap().into_iter().collect();
+    assert!(alerts.len() >= acked.len(), "{} alerts for {} members", alerts.len(), acked.len());
+    let published = read_msg_ids(&js, ALERT_STREAM).await;
+    let unique: HashSet<Uuid> = published.iter().copied().collect();
+    assert_eq!(unique.len(), published.len(), "the alert stream holds duplicates");
+    assert_eq!(unique, alerts, "the alert stream and the alerts differ");
+    eprintln!("drill: {} alerts raised, the same {} published once each", alerts.len(), published.len());
 
     // The figures (printed, not asserted: the machine is shared).
     let samples = samples.lock().unwrap().clone();
