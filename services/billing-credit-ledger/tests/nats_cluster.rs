@@ -56,7 +56,7 @@ const PROGRESS_TIMEOUT: Duration = Duration::from_secs(60);
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
 /// Unacknowledged deliveries come back after the consumer's ack wait (30 s).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
-const DRILL_TIMEOUT: Duration = Duration::from_secs(420);
+const DRILL_TIMEOUT: Duration = Duration::from_secs(300);
 const SAMPLE_INTERVAL_MS: u64 = 50;
 
 fn servers_sh() -> PathBuf {
