@@ -13,6 +13,7 @@
 #                             # replication; --async for asynchronous. PRIVATE_PG_PRIMARY_{DIR,PORT,URL}
 #                             # PRIVATE_PG_STANDBY_{DIR,PORT,URL}; stop each with private_pg_stop DIR
 #   private_pg_promote DIR    # promotes the standby in DIR (pg_ctl promote, waits)
+#   private_pg_crash DIR      # stops the cluster in DIR at once (pg_ctl -m immediate), as a crash
 #   servers_stop_all          # safe to call more than once
 #
 # Postgres runs as the `postgres` OS user when we are root (initdb refuses root), with trust
@@ -241,6 +242,14 @@ private_pg_promote() {
   local bin
   bin=$(servers_pg_bindir) || return 1
   servers_as_pg "$bin/pg_ctl" -D "$1/data" -w -t "$SERVERS_START_TIMEOUT_S" promote >/dev/null
+}
+
+# private_pg_crash DIR : stops the cluster in DIR at once, as a crash would (no shutdown
+# checkpoint, clients cut off); its folder stays, for private_pg_stop DIR to delete.
+private_pg_crash() {
+  local bin
+  bin=$(servers_pg_bindir) || return 1
+  servers_as_pg "$bin/pg_ctl" -D "$1/data" -m immediate -w -t "$SERVERS_START_TIMEOUT_S" stop >/dev/null
 }
 
 private_nats_start() {
