@@ -30,8 +30,8 @@ use crate::model::{CreditFilter, FeedCursor, Progress, RecordedEvent, ReplayLimi
 use crate::ports::Backend;
 use crate::prepare::{PreparedCredit, PreparedEvent};
 use crate::sql::{Arg, ConnectSettings, Dialect, Locked, Piece, SqlStore, WriteError};
-pub use failover::FAILOVER_PROBE_INTERVAL_MS;
 use failover::Failover;
+pub use failover::FAILOVER_PROBE_INTERVAL_MS;
 use hosts::Target;
 
 /// How long a request waits for a pooled connection before the store counts as unavailable.

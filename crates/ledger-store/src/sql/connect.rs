@@ -34,10 +34,7 @@ pub struct ConnectSettings {
 
 impl ConnectSettings {
     pub fn new(max_connections: u32) -> Self {
-        Self {
-            max_connections,
-            failover_probe_interval: Duration::from_millis(postgres::FAILOVER_PROBE_INTERVAL_MS),
-        }
+        Self { max_connections, failover_probe_interval: Duration::from_millis(postgres::FAILOVER_PROBE_INTERVAL_MS) }
     }
 }
 
