@@ -169,9 +169,9 @@ impl Failover {
         let options = self.pool_options(options);
         match primary {
             Some(index) => {
+                // Every connection of this pool is made after `epoch`, the first switch.
                 let pool =
                     options.connect_with(self.hosts[index].options.clone()).await.map_err(StoreError::from_sqlx)?;
-                self.point_pool_at(index, &pool);
                 self.serve(index);
                 Ok(pool)
             }
