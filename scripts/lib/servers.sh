@@ -95,6 +95,27 @@ servers_make_server_cert() {
     -days 2 -extfile "$dir/server.ext" -out "$dir/server.crt" 2>/dev/null
 }
 
+# servers_pg_launch DIR [CONF_LINE...] : starts the cluster in DIR/data on a free port, its
+# socket in DIR/sock, with extra settings on the command line; sets SERVERS_PG_PORT.
+servers_pg_launch() {
+  local dir=$1 bin attempt opts setting
+  shift
+  bin=$(servers_pg_bindir) || return 1
+  for attempt in 1 2 3; do
+    SERVERS_PG_PORT=$(servers_free_port) || return 1
+    opts="-p $SERVERS_PG_PORT -k $dir/sock"
+    for setting in "$@"; do opts="$opts -c $setting"; done
+    if servers_as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -o "$opts" -w \
+      -t "$SERVERS_START_TIMEOUT_S" start >/dev/null; then
+      return 0
+    fi
+    servers_log "PostgreSQL ($dir) did not start on port $SERVERS_PG_PORT (attempt $attempt); its log:"
+    tail -5 "$dir/postgres.log" >&2 || true
+    servers_as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+  done
+  return 1
+}
+
 private_pg_start() {
   local tls=0 bin
   [ "${1:-}" = --tls ] && tls=1
@@ -133,21 +154,11 @@ CONF
       >>"$PRIVATE_PG_DIR/data/postgresql.conf"
     PRIVATE_PG_CA="$certs/ca.crt"
   fi
-  local attempt
-  for attempt in 1 2 3; do
-    PRIVATE_PG_PORT=$(servers_free_port) || return 1
-    if servers_as_pg "$bin/pg_ctl" -D "$PRIVATE_PG_DIR/data" -l "$PRIVATE_PG_DIR/postgres.log" \
-      -o "-p $PRIVATE_PG_PORT" -w -t "$SERVERS_START_TIMEOUT_S" start >/dev/null; then
-      PRIVATE_PG_URL="postgres://postgres@127.0.0.1:$PRIVATE_PG_PORT/postgres"
-      export PRIVATE_PG_DIR PRIVATE_PG_PORT PRIVATE_PG_URL PRIVATE_PG_CA
-      servers_log "private PostgreSQL on 127.0.0.1:$PRIVATE_PG_PORT ($PRIVATE_PG_DIR)"
-      return 0
-    fi
-    servers_log "PostgreSQL did not start on port $PRIVATE_PG_PORT (attempt $attempt); its log:"
-    tail -5 "$PRIVATE_PG_DIR/postgres.log" >&2 || true
-    servers_as_pg "$bin/pg_ctl" -D "$PRIVATE_PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
-  done
-  return 1
+  servers_pg_launch "$PRIVATE_PG_DIR" || return 1
+  PRIVATE_PG_PORT=$SERVERS_PG_PORT
+  PRIVATE_PG_URL="postgres://postgres@127.0.0.1:$PRIVATE_PG_PORT/postgres"
+  export PRIVATE_PG_DIR PRIVATE_PG_PORT PRIVATE_PG_URL PRIVATE_PG_CA
+  servers_log "private PostgreSQL on 127.0.0.1:$PRIVATE_PG_PORT ($PRIVATE_PG_DIR)"
 }
 
 # private_pg_stop [DIR] : stops the cluster in DIR (default $PRIVATE_PG_DIR), deletes DIR.
@@ -163,27 +174,6 @@ private_pg_stop() {
   rm -rf "$dir"
   [ "$dir" = "${PRIVATE_PG_DIR:-}" ] && PRIVATE_PG_DIR=
   return 0
-}
-
-# servers_pg_launch DIR [CONF_LINE...] : starts the cluster in DIR/data on a free port, its
-# socket in DIR/sock, with extra settings on the command line; sets SERVERS_PG_PORT.
-servers_pg_launch() {
-  local dir=$1 bin attempt opts
-  shift
-  bin=$(servers_pg_bindir) || return 1
-  for attempt in 1 2 3; do
-    SERVERS_PG_PORT=$(servers_free_port) || return 1
-    opts="-p $SERVERS_PG_PORT -k $dir/sock"
-    for setting in "$@"; do opts="$opts -c $setting"; done
-    if servers_as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -o "$opts" -w \
-      -t "$SERVERS_START_TIMEOUT_S" start >/dev/null; then
-      return 0
-    fi
-    servers_log "PostgreSQL ($dir) did not start on port $SERVERS_PG_PORT (attempt $attempt); its log:"
-    tail -5 "$dir/postgres.log" >&2 || true
-    servers_as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
-  done
-  return 1
 }
 
 # A primary and a streaming standby cloned from it with pg_basebackup. Synchronous
