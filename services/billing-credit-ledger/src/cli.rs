@@ -85,6 +85,10 @@ pub struct Common {
     /// Connection pool size (Postgres), reader pool size (SQLite).
     #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 16, global = true)]
     pub db_max_connections: u32,
+    /// With several Postgres hosts in DATABASE_URL: how often the primary is checked, and
+    /// looked for again while there is none (requests get 503 meanwhile).
+    #[arg(long, env = "DB_FAILOVER_PROBE_INTERVAL_MS", default_value_t = ledger_store::postgres::FAILOVER_PROBE_INTERVAL_MS, value_parser = clap::value_parser!(u64).range(10..=600_000), global = true)]
+    pub db_failover_probe_interval_ms: u64,
     /// HS256 shared secret for bearer tokens.
     #[arg(long, env = "JWT_SECRET", hide_env_values = true, global = true)]
     pub jwt_secret: Option<String>,
@@ -114,6 +118,15 @@ pub struct Common {
     /// Log lines as text or JSON (filter with RUST_LOG, default info).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+}
+
+impl Common {
+    pub fn store_settings(&self) -> ledger_store::sql::ConnectSettings {
+        ledger_store::sql::ConnectSettings {
+            max_connections: self.db_max_connections,
+            failover_probe_interval: std::time::Duration::from_millis(self.db_failover_probe_interval_ms),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]

@@ -32,7 +32,7 @@ pub async fn open_store(common: &Common) -> anyhow::Result<Arc<dyn EventStore>> 
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
     }
-    ledger_store::sql::connect(&common.database_url, common.db_max_connections)
+    ledger_store::sql::connect_with(&common.database_url, &common.store_settings())
         .await
         .with_context(|| format!("opening the store at {}", redact(&common.database_url)))
 }

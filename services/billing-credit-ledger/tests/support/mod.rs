@@ -49,6 +49,21 @@ pub async fn start_logging_to(
     remove_env: &[&str],
     log: Stdio,
 ) -> Service {
+    let service = spawn(database_url, extra_env, remove_env, log);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = reqwest::get(format!("{}/readyz", service.base)).await {
+            if r.status() == 200 {
+                return service;
+            }
+        }
+        assert!(Instant::now() < deadline, "the service did not become ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Starts `serve` without waiting for it to be ready.
+pub fn spawn(database_url: &str, extra_env: &[(&str, &str)], remove_env: &[&str], log: Stdio) -> Service {
     let port = free_port();
     let mut command = Command::new(BIN);
     command
@@ -67,18 +82,7 @@ pub async fn start_logging_to(
     for key in remove_env {
         command.env_remove(key);
     }
-    let service =
-        Service { child: command.spawn().expect("start the binary"), base: format!("http://127.0.0.1:{port}") };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = reqwest::get(format!("{}/readyz", service.base)).await {
-            if r.status() == 200 {
-                return service;
-            }
-        }
-        assert!(Instant::now() < deadline, "the service did not become ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    Service { child: command.spawn().expect("start the binary"), base: format!("http://127.0.0.1:{port}") }
 }
 
 /// Mints a token with the `token` command.
