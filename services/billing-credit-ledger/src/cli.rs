@@ -153,6 +153,25 @@ pub struct ServeArgs {
     pub expiry_sweep_interval_s: u64,
     #[command(flatten)]
     pub alerts: AlertArgs,
+    #[command(flatten)]
+    pub replica: ReplicaArgs,
+}
+
+/// A streaming standby that answers the read endpoints while it is fresh enough.
+#[derive(Debug, Clone, Args)]
+pub struct ReplicaArgs {
+    /// postgres:// URL of a read-only streaming standby of DATABASE_URL's primary. Lists, the
+    /// site feed, credit histories, balances and statements are read there while it is
+    /// fresh; everything else stays on the primary. Postgres only. Its pool has
+    /// DB_MAX_CONNECTIONS connections.
+    #[arg(long, env = "DATABASE_READ_URL", hide_env_values = true, global = true)]
+    pub database_read_url: Option<String>,
+    /// Reads go to the primary whenever the replica is more than this many milliseconds behind.
+    #[arg(long, env = "READ_REPLICA_MAX_LAG_MS", default_value_t = ledger_store::postgres::replica::READ_REPLICA_MAX_LAG_MS, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub read_replica_max_lag_ms: u64,
+    /// How often the replica's lag is measured; must be below READ_REPLICA_MAX_LAG_MS.
+    #[arg(long, env = "READ_REPLICA_PROBE_INTERVAL_MS", default_value_t = ledger_store::postgres::replica::READ_REPLICA_PROBE_INTERVAL_MS, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub read_replica_probe_interval_ms: u64,
 }
 
 /// Balance alerts (low, depleted, expiring) pushed to webhooks and NATS.

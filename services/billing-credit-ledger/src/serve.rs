@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ledger_http::{AppState, ServerSettings};
+use ledger_store::postgres::replica::{ReadReplica, ReplicaSettings};
 use ledger_store::EventStore;
 
 use crate::cli::{Common, ServeArgs};
@@ -38,6 +39,7 @@ pub async fn open_store(common: &Common) -> anyhow::Result<Arc<dyn EventStore>> 
 }
 
 pub async fn run(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
+    let replica = start_replica(common, args)?;
     let store = open_store(common).await?;
     let key_source = keys::source(common)?;
     let auth = keys::authenticator(common, &key_source).await?;
@@ -75,7 +77,7 @@ pub async fn run(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
         }
         false => None,
     };
-    let server = ledger_http::serve(listener, AppState { store, auth }, &settings)?;
+    let server = ledger_http::serve(listener, AppState { store, auth, replica }, &settings)?;
     tracing::info!(addr = %args.listen_addr, store = %redact(&common.database_url), "serving the billing-credit API");
     if let KeySource::Secret(secret, SecretOrigin::Generated(path)) = &key_source {
         print_dev_banner(secret, path, port);
@@ -96,6 +98,25 @@ pub async fn run(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The read replica, if one is configured; before the store, so a wrong setting fails at once.
+fn start_replica(common: &Common, args: &ServeArgs) -> anyhow::Result<Option<Arc<ReadReplica>>> {
+    let Some(url) = &args.replica.database_read_url else { return Ok(None) };
+    let settings = ReplicaSettings {
+        url: url.clone(),
+        max_connections: common.db_max_connections,
+        max_lag: Duration::from_millis(args.replica.read_replica_max_lag_ms),
+        probe_interval: Duration::from_millis(args.replica.read_replica_probe_interval_ms),
+    };
+    let replica = ReadReplica::start(&common.database_url, settings)
+        .with_context(|| format!("starting the read replica at {}", redact(url)))?;
+    tracing::info!(
+        replica = %redact(url),
+        max_lag_ms = args.replica.read_replica_max_lag_ms,
+        "read endpoints are served by the read replica while it is fresh"
+    );
+    Ok(Some(Arc::new(replica)))
 }
 
 /// The alerting configuration the CLI names.

@@ -28,7 +28,7 @@ async fn app_with_short_timeouts() -> (String, Uuid, TestDatabase) {
         body_read_timeout: Duration::from_millis(TIMEOUT_MS),
         ..Default::default()
     };
-    let state = AppState { store: db.store().await, auth: Authenticator::hs256(SECRET) };
+    let state = AppState { store: db.store().await, auth: Authenticator::hs256(SECRET), replica: None };
     let base = ledger_http::spawn_with(state, settings).unwrap();
     (base.trim_start_matches("http://").to_string(), Uuid::new_v4(), db)
 }

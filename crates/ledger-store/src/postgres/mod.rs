@@ -6,10 +6,12 @@
 //! - Instants are `timestamptz`, amounts `NUMERIC`, JSON `json`.
 //! - List totals come from per-site live counters kept in the write transaction.
 //! - A full replay rebuilds the projection beside the live table and swaps it in.
+//! - A streaming standby may serve the read endpoints ([`replica`]).
 
 mod commands;
 mod counts;
 mod rebuild;
+pub mod replica;
 
 use std::str::FromStr;
 use std::time::Duration;
