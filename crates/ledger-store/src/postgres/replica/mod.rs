@@ -191,6 +191,8 @@ impl Probe {
     /// One measure: a sample of the primary, then the replica's replay position.
     async fn step(&mut self) -> Result<(), String> {
         // Taken before asking: every commit acknowledged before it lies below the answer.
+        // The insert position, not the write position: with synchronous_commit off a commit
+        // is acknowledged before it is written.
         let asked_at = Instant::now();
         match query_text(&self.primary, "SELECT pg_current_wal_insert_lsn()::text").await {
             Ok(Some(lsn)) => self.samples.push(parse_lsn(&lsn).ok_or(format!("WAL position {lsn:?}"))?, asked_at),
