@@ -33,7 +33,7 @@ pub const BALANCE_PATH: &str = "/site/{siteId}/ahds/v1/billing-credit-balance";
            ("wellnessPlanId" = Option<Uuid>, Query),
            ("asOf" = Option<String>, Query, description = "RFC 3339 instant or a date (midnight UTC): the balance as it stood then"),
            ("expiringWithinDays" = Option<u32>, Query, minimum = 0, maximum = 3660, description = "Window of expiringAmount, default 30"),
-           ("Read-After" = Option<i64>, Header, description = "A `Ledger-Position` from one of your writes: the answer then includes that write (see Read consistency)")),
+           ("Read-After" = Option<i64>, Header, description = "A `Ledger-Position` from one of your writes: the answer then includes that write, even when a read replica serves it (a malformed value is a 400)")),
     responses(
         (status = 200, body = MemberBalance),
         (status = 409, description = "The member has more credits than a balance sums (1000)", body = Problem,

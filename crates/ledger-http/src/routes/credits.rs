@@ -83,7 +83,7 @@ pub async fn create(
     get, path = "/site/{siteId}/ahds/v1/billing-credit", tag = "Billing Credit",
     summary = "List billing credits",
     params(("siteId" = Uuid, Path, description = "Site identifier"), super::query::ListParams,
-           ("Read-After" = Option<i64>, Header, description = "A `Ledger-Position` from one of your writes: the answer then includes that write (see Read consistency)")),
+           ("Read-After" = Option<i64>, Header, description = "A `Ledger-Position` from one of your writes: the answer then includes that write, even when a read replica serves it (a malformed value is a 400)")),
     responses(
         (status = 200, description = "One page of billing credits", body = BillingCreditList),
         ReadProblems,

@@ -28,7 +28,7 @@ pub const ENTRIES_LIMIT_DEFAULT: u32 = 20;
            ("reference" = Option<String>, Query, description = "Only uses with this reference"),
            ("cursor" = Option<String>, Query, description = "The nextCursor of the previous page"),
            ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 20"),
-           ("Read-After" = Option<i64>, Header, description = "A `Ledger-Position` from one of your writes: the answer then includes that write (see Read consistency)")),
+           ("Read-After" = Option<i64>, Header, description = "A `Ledger-Position` from one of your writes: the answer then includes that write, even when a read replica serves it (a malformed value is a 400)")),
     responses(
         (status = 200, body = EntryPageDto),
         (status = 409, description = "The member has more credits than a statement reads (1000)", body = Problem,

@@ -177,7 +177,7 @@ pub async fn consume(
     summary = "A credit's history, oldest first (needs billing-credit:audit)",
     params(("siteId" = Uuid, Path), ("billingCreditId" = Uuid, Path),
            ("page" = Option<u32>, Query, minimum = 0, maximum = 1000000, description = "0-based"), ("pageSize" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 10"),
-           ("Read-After" = Option<i64>, Header, description = "A `Ledger-Position` from one of your writes: the answer then includes that write (see Read consistency)")),
+           ("Read-After" = Option<i64>, Header, description = "A `Ledger-Position` from one of your writes: the answer then includes that write, even when a read replica serves it (a malformed value is a 400)")),
     responses(
         (status = 200, body = EventPage),
         ReadProblems,
@@ -216,7 +216,7 @@ pub async fn history(
            ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "1 to 1000, default 100"),
            ("recordedFrom" = Option<String>, Query, description = "Only events recorded at or after this instant (RFC 3339)"),
            ("recordedTo" = Option<String>, Query, description = "Only events recorded before this instant (RFC 3339)"),
-           ("Read-After" = Option<i64>, Header, description = "A `Ledger-Position` from one of your writes: the answer then includes that write (see Read consistency)")),
+           ("Read-After" = Option<i64>, Header, description = "A `Ledger-Position` from one of your writes: the answer then includes that write, even when a read replica serves it (a malformed value is a 400)")),
     responses(
         (status = 200, body = FeedSlice),
         ReadProblems,
