@@ -9,6 +9,10 @@
 #   private_pg_start --tls    # also ssl=on, server cert for localhost/127.0.0.1 signed by
 #                             # a fresh CA: PRIVATE_PG_CA (its certificate, PEM)
 #   private_nats_start        # PRIVATE_NATS_URL PRIVATE_NATS_PORT PRIVATE_NATS_DIR PRIVATE_NATS_PID
+#   private_pg_pair_start     # a primary and a streaming standby (pg_basebackup), synchronous
+#                             # replication; --async for asynchronous. PRIVATE_PG_PRIMARY_{DIR,PORT,URL}
+#                             # PRIVATE_PG_STANDBY_{DIR,PORT,URL}; stop each with private_pg_stop DIR
+#   private_pg_promote DIR    # promotes the standby in DIR (pg_ctl promote, waits)
 #   servers_stop_all          # safe to call more than once
 #
 # Postgres runs as the `postgres` OS user when we are root (initdb refuses root), with trust
@@ -158,6 +162,85 @@ private_pg_stop() {
   rm -rf "$dir"
   [ "$dir" = "${PRIVATE_PG_DIR:-}" ] && PRIVATE_PG_DIR=
   return 0
+}
+
+# servers_pg_launch DIR [CONF_LINE...] : starts the cluster in DIR/data on a free port, its
+# socket in DIR/sock, with extra settings on the command line; sets SERVERS_PG_PORT.
+servers_pg_launch() {
+  local dir=$1 bin attempt opts
+  shift
+  bin=$(servers_pg_bindir) || return 1
+  for attempt in 1 2 3; do
+    SERVERS_PG_PORT=$(servers_free_port) || return 1
+    opts="-p $SERVERS_PG_PORT -k $dir/sock"
+    for setting in "$@"; do opts="$opts -c $setting"; done
+    if servers_as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -o "$opts" -w \
+      -t "$SERVERS_START_TIMEOUT_S" start >/dev/null; then
+      return 0
+    fi
+    servers_log "PostgreSQL ($dir) did not start on port $SERVERS_PG_PORT (attempt $attempt); its log:"
+    tail -5 "$dir/postgres.log" >&2 || true
+    servers_as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+  done
+  return 1
+}
+
+# A primary and a streaming standby cloned from it with pg_basebackup. Synchronous
+# replication by default (a commit is acknowledged once the standby has flushed it, so
+# promoting the standby loses no acknowledged commit); --async for asynchronous.
+private_pg_pair_start() {
+  local sync=1 bin
+  [ "${1:-}" = --async ] && sync=0
+  private_pg_start || return 1
+  PRIVATE_PG_PRIMARY_DIR=$PRIVATE_PG_DIR PRIVATE_PG_PRIMARY_PORT=$PRIVATE_PG_PORT
+  PRIVATE_PG_PRIMARY_URL=$PRIVATE_PG_URL
+  # The pair is stopped by DIR, not by private_pg_stop's default.
+  PRIVATE_PG_DIR=
+  bin=$(servers_pg_bindir) || return 1
+  local primary_conf="$PRIVATE_PG_PRIMARY_DIR/data/postgresql.conf"
+  printf '%s\n' "wal_level = replica" "max_wal_senders = 10" "hot_standby = on" \
+    "wal_keep_size = '256MB'" "synchronous_commit = on" >>"$primary_conf"
+  [ "$sync" = 1 ] && printf '%s\n' "synchronous_standby_names = 'standby'" >>"$primary_conf"
+  servers_as_pg "$bin/pg_ctl" -D "$PRIVATE_PG_PRIMARY_DIR/data" -w -t "$SERVERS_START_TIMEOUT_S" \
+    -o "-p $PRIVATE_PG_PRIMARY_PORT" -l "$PRIVATE_PG_PRIMARY_DIR/postgres.log" restart >/dev/null \
+    || { servers_log "the primary did not restart with replication settings"; return 1; }
+  PRIVATE_PG_STANDBY_DIR=$(mktemp -d "${TMPDIR:-/tmp}/private-pg-standby.XXXXXX")
+  mkdir -p "$PRIVATE_PG_STANDBY_DIR/sock"
+  [ "$(id -u)" = 0 ] && chown -R postgres: "$PRIVATE_PG_STANDBY_DIR"
+  if ! servers_as_pg "$bin/pg_basebackup" -h 127.0.0.1 -p "$PRIVATE_PG_PRIMARY_PORT" -U postgres \
+    -D "$PRIVATE_PG_STANDBY_DIR/data" -R -X stream --no-sync >"$PRIVATE_PG_STANDBY_DIR/basebackup.log" 2>&1; then
+    cat "$PRIVATE_PG_STANDBY_DIR/basebackup.log" >&2; servers_log "pg_basebackup failed"; return 1
+  fi
+  # The name the primary's synchronous_standby_names waits for (the later line wins), and
+  # none of its own: promoted, it has no standby, and would otherwise wait forever.
+  printf '%s\n' "primary_conninfo = 'host=127.0.0.1 port=$PRIVATE_PG_PRIMARY_PORT user=postgres application_name=standby'" \
+    "synchronous_standby_names = ''" >>"$PRIVATE_PG_STANDBY_DIR/data/postgresql.auto.conf"
+  servers_pg_launch "$PRIVATE_PG_STANDBY_DIR" || { servers_log "the standby did not start"; return 1; }
+  PRIVATE_PG_STANDBY_PORT=$SERVERS_PG_PORT
+  PRIVATE_PG_STANDBY_URL="postgres://postgres@127.0.0.1:$PRIVATE_PG_STANDBY_PORT/postgres"
+  local want=async state=
+  [ "$sync" = 1 ] && want=sync
+  for _ in $(seq 1 $((SERVERS_START_TIMEOUT_S * 10))); do
+    state=$(servers_as_pg "$bin/psql" -h 127.0.0.1 -p "$PRIVATE_PG_PRIMARY_PORT" -U postgres -d postgres -Atc \
+      "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'standby' AND state = 'streaming'" 2>/dev/null)
+    [ "$state" = "$want" ] && break
+    sleep 0.1
+  done
+  if [ "$state" != "$want" ]; then
+    servers_log "the standby is not streaming ($want) after ${SERVERS_START_TIMEOUT_S}s; its log:"
+    tail -5 "$PRIVATE_PG_STANDBY_DIR/postgres.log" >&2 || true
+    return 1
+  fi
+  export PRIVATE_PG_PRIMARY_DIR PRIVATE_PG_PRIMARY_PORT PRIVATE_PG_PRIMARY_URL
+  export PRIVATE_PG_STANDBY_DIR PRIVATE_PG_STANDBY_PORT PRIVATE_PG_STANDBY_URL
+  servers_log "private PostgreSQL pair: primary 127.0.0.1:$PRIVATE_PG_PRIMARY_PORT, standby 127.0.0.1:$PRIVATE_PG_STANDBY_PORT ($want)"
+}
+
+# private_pg_promote DIR : promotes the standby in DIR and waits until it takes writes.
+private_pg_promote() {
+  local bin
+  bin=$(servers_pg_bindir) || return 1
+  servers_as_pg "$bin/pg_ctl" -D "$1/data" -w -t "$SERVERS_START_TIMEOUT_S" promote >/dev/null
 }
 
 private_nats_start() {
