@@ -39,7 +39,11 @@ impl PgPair {
     fn start() -> Self {
         let script = r#"
             source "$0" || exit 1
-            private_pg_pair_start --async || { status=$?; private_pg_pair_stop; exit $status; }
+            private_pg_pair_start --async || {
+              status=$?
+              private_pg_stop "${PRIVATE_PG_STANDBY_DIR:-}"; private_pg_stop "${PRIVATE_PG_PRIMARY_DIR:-}"; private_pg_stop
+              exit $status
+            }
             printf '%s %s %s %s\n' "$PRIVATE_PG_PRIMARY_DIR" "$PRIVATE_PG_PRIMARY_PORT" \
               "$PRIVATE_PG_STANDBY_DIR" "$PRIVATE_PG_STANDBY_PORT"
         "#;
