@@ -206,14 +206,19 @@ async fn reads_use_the_standby_within_the_lag_bound_and_writers_read_their_write
     // Every request below that started MAX_LAG_MS after this instant must see `second`.
     let acknowledged = Instant::now();
     let mut primary = connect(&pair.primary_url()).await;
-    let on_primary: i64 = sqlx::query_scalar("SELECT count(*) FROM billing_credits").fetch_one(&mut primary).await.unwrap();
+    let on_primary: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM billing_credits").fetch_one(&mut primary).await.unwrap();
     assert_eq!(on_primary, 2, "the primary has both credits");
 
     // Within the bound, a reader without a token may be served by the paused replica:
     // it is, and it has only the first credit (the primary has both).
     let started = Instant::now();
     let listed = client.listed(None).await;
-    assert!(started < acknowledged + max_lag, "this test is too slow to observe the replica (took {:?})", started - acknowledged);
+    assert!(
+        started < acknowledged + max_lag,
+        "this test is too slow to observe the replica (took {:?})",
+        started - acknowledged
+    );
     assert_eq!(listed, [first.clone()], "served by the paused replica: the new credit is not there yet");
 
     // (c) The writer sends its token back: its own write, at once, though replay is paused.
