@@ -27,7 +27,7 @@ async fn writes_carry_their_position_and_reads_take_it_back(backend: Backend) {
     let keyed = |key: &'static str| {
         app.request(Method::POST, &format!("{}/use", app.credit_url(id)))
             .header("Idempotency-Key", key)
-            .json(&json!({ "amount": 1 }))
+            .json(&json!({ "amount": 1, "reference": "visit-1" }))
     };
     let used = keyed("use-once").send().await.unwrap();
     assert_eq!(used.status(), 200);
@@ -64,7 +64,7 @@ async fn writes_carry_their_position_and_reads_take_it_back(backend: Backend) {
     // A refused command appends nothing and carries no position.
     let refused = app
         .request(Method::POST, &format!("{}/use", app.credit_url(id)))
-        .json(&json!({ "amount": 100 }))
+        .json(&json!({ "amount": 100, "reference": "visit-2" }))
         .send()
         .await
         .unwrap();
