@@ -7,7 +7,7 @@ use ledger_domain::balance::{EXPIRING_WITHIN_DAYS_DEFAULT, EXPIRING_WITHIN_DAYS_
 use ledger_domain::{balance, BalanceFilter};
 use ledger_store::balance::member_credits;
 
-use super::consistency::read_models;
+use super::consistency::read;
 use super::query::{credit_type, instant, number, query_pairs, unknown, uuid};
 use crate::auth::{Read, SiteAccess};
 use crate::dto::{BalanceLineDto, MemberBalance};
@@ -73,7 +73,8 @@ pub async fn member_balance(
     let membership_id = membership_id.ok_or_else(|| {
         ApiError::bad_field("wellnessPlanMembershipId", "required", "wellnessPlanMembershipId names the member")
     })?;
-    let credits = member_credits(read_models(&state, &req).await?, access.site_id, membership_id, as_of).await?;
+    let credits =
+        read(&state, &req, async |reads| member_credits(reads, access.site_id, membership_id, as_of).await).await?;
     let at = as_of.unwrap_or_else(Utc::now);
     let lines = balance(&credits, &filter, at, Duration::days(i64::from(expiring_within_days)));
     Ok(HttpResponse::Ok().json(MemberBalance {

@@ -8,6 +8,7 @@
 //! that event: the replica's if it has replayed it, else the primary's.
 
 use actix_web::HttpRequest;
+use ledger_store::postgres::replica::Route;
 use ledger_store::{Committed, ReadModels};
 
 use crate::problem::ApiError;
@@ -36,17 +37,35 @@ pub fn read_after(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
     })
 }
 
-/// The read models that answer this read: the replica's, or the primary's.
-pub async fn read_models<'a>(state: &'a AppState, req: &HttpRequest) -> Result<&'a dyn ReadModels, ApiError> {
+/// Runs `read` on the read models that should answer it: the replica's or the primary's.
+/// A read the replica fails (it died, or its pool is exhausted) is run again on the
+/// primary, and the replica serves nothing more until its probe finds it fresh again.
+pub async fn read<T, E: Into<ApiError>>(
+    state: &AppState,
+    req: &HttpRequest,
+    read: impl AsyncFn(&dyn ReadModels) -> Result<T, E>,
+) -> Result<T, ApiError> {
     let after = read_after(req)?;
     let Some(replica) = &state.replica else {
-        metrics::counter!("ledger_reads_total", "pool" => "primary", "reason" => "no-replica").increment(1);
-        return Ok(state.store.as_ref());
+        count("primary", "no-replica");
+        return read(state.store.as_ref()).await.map_err(Into::into);
     };
     let route = replica.route(after).await;
-    metrics::counter!("ledger_reads_total", "pool" => route.pool(), "reason" => route.reason()).increment(1);
-    Ok(match route {
-        ledger_store::postgres::replica::Route::Replica => replica.reads(),
-        _ => state.store.as_ref(),
-    })
+    count(route.pool(), route.reason());
+    if route == Route::Replica {
+        match read(replica.reads()).await {
+            Ok(value) => return Ok(value),
+            Err(e) => {
+                let e: ApiError = e.into();
+                tracing::warn!(error = ?e, "a read failed on the read replica; the primary answers it");
+                replica.distrust();
+                count("primary", "replica-failed");
+            }
+        }
+    }
+    read(state.store.as_ref()).await.map_err(Into::into)
+}
+
+fn count(pool: &'static str, reason: &'static str) {
+    metrics::counter!("ledger_reads_total", "pool" => pool, "reason" => reason).increment(1);
 }

@@ -9,7 +9,7 @@ use ledger_domain::{decide, Command, DomainError};
 use ledger_store::{commands, history, CommandMeta, Execution};
 use uuid::Uuid;
 
-use super::consistency::read_models;
+use super::consistency::read;
 use super::query::{instant, parse_list_query, query_pairs, unknown};
 use super::write::{perform, Render, Reply};
 use super::{credit_id, credit_response, etag_text, if_match};
@@ -96,7 +96,7 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let query = parse_list_query(&req)?;
-    let page = read_models(&state, &req).await?.list(access.site_id, &query).await?;
+    let page = read(&state, &req, async |reads| reads.list(access.site_id, &query).await).await?;
     Ok(HttpResponse::Ok().json(BillingCreditList {
         data: page.credits.iter().map(BillingCredit::from).collect(),
         meta: PageMeta::new(query.page, query.page_size, page.total),

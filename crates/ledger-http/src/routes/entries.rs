@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use ledger_domain::statement::EntryType;
 use ledger_store::statement::{member_entries, EntryCursor, EntryQuery, ENTRIES_LIMIT_MAX};
 
-use super::consistency::read_models;
+use super::consistency::read;
 use super::query::{instant, number, query_pairs_repeating, unknown, uuid};
 use crate::auth::{Read, SiteAccess};
 use crate::dto::{EntryDto, EntryPageDto, EntryPageMeta};
@@ -75,7 +75,7 @@ pub async fn member_statement(
     })?;
     let query =
         EntryQuery { membership_id, billing_credit_id, types, recorded_from, recorded_to, reference, after, limit };
-    let page = member_entries(read_models(&state, &req).await?, access.site_id, &query).await?;
+    let page = read(&state, &req, async |reads| member_entries(reads, access.site_id, &query).await).await?;
     Ok(HttpResponse::Ok().json(EntryPageDto {
         data: page.entries.iter().map(EntryDto::from).collect(),
         meta: EntryPageMeta { next_cursor: page.next.map(|c| c.encode()), has_more: page.next.is_some() },

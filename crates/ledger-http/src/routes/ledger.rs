@@ -8,7 +8,7 @@ use ledger_domain::Command;
 use ledger_store::{commands, CommandMeta, FeedCursor, RecordedWindow, StoreError, READ_LIMIT_MAX};
 use ledger_wire::Body;
 
-use super::consistency::read_models;
+use super::consistency::read;
 use super::query::{instant, number, query_pairs, unknown};
 use super::write::{perform, Render, Reply};
 use super::{credit_id, etag_text, if_match};
@@ -199,10 +199,14 @@ pub async fn history(
         }
     }
     // Deleted credits keep their history: auditors read it after the tombstone too.
-    let reads = read_models(&state, &req).await?;
-    let credit = reads.load(access.site_id, id).await?.ok_or(ApiError::NotFound)?;
     let after_version = u64::from(page) * u64::from(page_size);
-    let events = reads.read_stream(access.site_id, id, after_version, page_size).await?;
+    let (credit, events) = read(&state, &req, async |reads| {
+        let Some(credit) = reads.load(access.site_id, id).await? else { return Ok(None) };
+        let events = reads.read_stream(access.site_id, id, after_version, page_size).await?;
+        Ok::<_, StoreError>(Some((credit, events)))
+    })
+    .await?
+    .ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(EventPage {
         data: events.iter().map(LedgerEvent::from).collect(),
         meta: PageMeta::new(page, page_size, credit.version),
@@ -242,7 +246,8 @@ pub async fn site_feed(
             _ => return Err(unknown(&key)),
         }
     }
-    let page = read_models(&state, &req).await?.feed_window(Some(access.site_id), window, after, limit).await?;
+    let page =
+        read(&state, &req, async |reads| reads.feed_window(Some(access.site_id), window, after, limit).await).await?;
     // The events before an unreadable one are served; the unreadable one is a 500 that
     // names it, until an operator repairs it (docs/operations.md): skipping it here
     // would hide a hole in an audit trail.

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::Row;
 
-use super::{take_connect_timeout, PgDialect, ACQUIRE_TIMEOUT_MS};
+use super::{take_connect_timeout, PgDialect};
 use crate::error::StoreError;
 use crate::ports::ReadModels;
 use crate::sql::SqlStore;
@@ -30,6 +30,9 @@ pub const READ_REPLICA_MAX_LAG_MS: u64 = 1_000;
 pub const READ_REPLICA_PROBE_INTERVAL_MS: u64 = 200;
 /// One probe query's limit: a server that does not answer by then counts as unreachable.
 pub const PROBE_QUERY_TIMEOUT_MS: u64 = 1_000;
+/// A read waits this long for a replica connection (the standby is down, or its pool is
+/// busy) before the primary answers it instead.
+pub const REPLICA_ACQUIRE_TIMEOUT_MS: u64 = 1_000;
 
 /// How a read replica is used.
 #[derive(Debug, Clone)]
@@ -104,10 +107,10 @@ impl ReadReplica {
                 settings.max_lag.as_millis()
             )));
         }
-        let reads = lazy_pool(&settings.url, settings.max_connections)?;
+        let reads = lazy_pool(&settings.url, settings.max_connections, REPLICA_ACQUIRE_TIMEOUT_MS)?;
         let probe = Probe {
-            primary: lazy_pool(primary_url, 1)?,
-            replica: lazy_pool(&settings.url, 1)?,
+            primary: lazy_pool(primary_url, 1, PROBE_QUERY_TIMEOUT_MS)?,
+            replica: lazy_pool(&settings.url, 1, PROBE_QUERY_TIMEOUT_MS)?,
             freshness: Arc::new(Freshness::new()),
             samples: Samples::default(),
             settings,
@@ -137,6 +140,11 @@ impl ReadReplica {
         }
     }
 
+    /// A read on the replica failed: it serves nothing until the probe finds it fresh again.
+    pub fn distrust(&self) {
+        self.freshness.unusable();
+    }
+
     /// The replica's read models.
     pub fn reads(&self) -> &dyn ReadModels {
         &self.store
@@ -148,16 +156,17 @@ impl ReadReplica {
     }
 }
 
-/// A pool that connects on first use.
-fn lazy_pool(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
+/// A pool that connects on first use; waiting for a connection (or making one) ends after
+/// `acquire_timeout_ms`, or the URL's `connect_timeout` if it is shorter.
+fn lazy_pool(url: &str, max_connections: u32, acquire_timeout_ms: u64) -> Result<PgPool, StoreError> {
     let (url, connect_timeout) = take_connect_timeout(url)?;
     let options = PgConnectOptions::from_str(&url)
         .map_err(|e| StoreError::Config(format!("the PostgreSQL URL cannot be read: {e}")))?;
-    let timeout = connect_timeout.unwrap_or(Duration::from_millis(ACQUIRE_TIMEOUT_MS));
+    let timeout = Duration::from_millis(acquire_timeout_ms);
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .test_before_acquire(false)
-        .acquire_timeout(timeout)
+        .acquire_timeout(connect_timeout.map_or(timeout, |given| given.min(timeout)))
         .connect_lazy_with(options))
 }
 
