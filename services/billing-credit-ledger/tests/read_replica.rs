@@ -307,6 +307,12 @@ async fn reads_use_the_standby_within_the_lag_bound_and_writers_read_their_write
     }
     assert_eq!(client.reads_served_by("primary").await, primary_before + 5, "the primary answered all five");
     eprintln!("standby stopped: 5 list reads answered by the primary within {:?}", stopped.elapsed());
+    // Whether the first of them was tried on the standby first (`replica-failed`) or sent
+    // to the primary at once (`replica-stale`) depends on whether the probe saw it go first.
+    let metrics = client.http.get(format!("{}/metrics", client.base)).send().await.unwrap().text().await.unwrap();
+    for line in metrics.lines().filter(|l| l.starts_with("ledger_reads_total{")) {
+        eprintln!("  {line}");
+    }
 }
 
 #[tokio::test]
