@@ -7,7 +7,7 @@
 //! appended; a read that sends it back as `Read-After` is answered from data that holds
 //! that event: the replica's if it has replayed it, else the primary's.
 
-use actix_web::HttpRequest;
+use actix_web::{HttpRequest, ResponseError};
 use ledger_store::postgres::replica::Route;
 use ledger_store::{Committed, ReadModels};
 
@@ -38,8 +38,9 @@ pub fn read_after(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
 }
 
 /// Runs `read` on the read models that should answer it: the replica's or the primary's.
-/// A read the replica fails (it died, or its pool is exhausted) is run again on the
-/// primary, and the replica serves nothing more until its probe finds it fresh again.
+/// A read the replica fails with a server error (it died, or no connection of its pool
+/// came free) is run again on the primary, and the replica serves nothing more until its
+/// probe finds it fresh again. A refusal (a 4xx, such as too many credits) is the answer.
 pub async fn read<T, E: Into<ApiError>>(
     state: &AppState,
     req: &HttpRequest,
@@ -57,6 +58,9 @@ pub async fn read<T, E: Into<ApiError>>(
             Ok(value) => return Ok(value),
             Err(e) => {
                 let e: ApiError = e.into();
+                if !e.status_code().is_server_error() {
+                    return Err(e);
+                }
                 tracing::warn!(error = ?e, "a read failed on the read replica; the primary answers it");
                 replica.distrust();
                 count("primary", "replica-failed");
