@@ -271,6 +271,10 @@ pub trait Health: Send + Sync {
 
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Where the primary's write-ahead log ends now (Postgres: an LSN, `16/B374D848`), for
+    /// a read replica's lag probe; None on SQLite.
+    async fn wal_position(&self) -> Result<Option<String>, StoreError>;
 }
 
 /// What the read endpoints ask: the primary or a read replica answers them alike

@@ -39,8 +39,12 @@ pub async fn open_store(common: &Common) -> anyhow::Result<Arc<dyn EventStore>> 
 }
 
 pub async fn run(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
-    let replica = start_replica(common, args)?;
+    let replica_settings = replica_settings(common, args)?;
     let store = open_store(common).await?;
+    let replica = match replica_settings {
+        Some(settings) => Some(start_replica(&store, settings)?),
+        None => None,
+    };
     let key_source = keys::source(common)?;
     let auth = keys::authenticator(common, &key_source).await?;
     let listener = TcpListener::bind(&args.listen_addr).with_context(|| format!("binding {}", args.listen_addr))?;
@@ -100,8 +104,9 @@ pub async fn run(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The read replica, if one is configured; before the store, so a wrong setting fails at once.
-fn start_replica(common: &Common, args: &ServeArgs) -> anyhow::Result<Option<Arc<ReadReplica>>> {
+/// The read replica's settings, if one is configured; checked before the store is opened,
+/// so a wrong setting fails at once.
+fn replica_settings(common: &Common, args: &ServeArgs) -> anyhow::Result<Option<ReplicaSettings>> {
     let Some(url) = &args.replica.database_read_url else { return Ok(None) };
     let settings = ReplicaSettings {
         url: url.clone(),
@@ -109,14 +114,17 @@ fn start_replica(common: &Common, args: &ServeArgs) -> anyhow::Result<Option<Arc
         max_lag: Duration::from_millis(args.replica.read_replica_max_lag_ms),
         probe_interval: Duration::from_millis(args.replica.read_replica_probe_interval_ms),
     };
-    let replica = ReadReplica::start(&common.database_url, settings)
-        .with_context(|| format!("starting the read replica at {}", redact(url)))?;
-    tracing::info!(
-        replica = %redact(url),
-        max_lag_ms = args.replica.read_replica_max_lag_ms,
-        "read endpoints are served by the read replica while it is fresh"
-    );
-    Ok(Some(Arc::new(replica)))
+    settings.check().with_context(|| format!("the read replica at {}", redact(url)))?;
+    Ok(Some(settings))
+}
+
+/// The read replica, whose probe samples the primary through `store`.
+fn start_replica(store: &Arc<dyn EventStore>, settings: ReplicaSettings) -> anyhow::Result<Arc<ReadReplica>> {
+    let (url, max_lag) = (redact(&settings.url), settings.max_lag);
+    let replica =
+        ReadReplica::start(store.clone(), settings).with_context(|| format!("starting the read replica at {url}"))?;
+    tracing::info!(replica = %url, max_lag_ms = max_lag.as_millis() as u64, "read endpoints are served by the read replica while it is fresh");
+    Ok(Arc::new(replica))
 }
 
 /// The alerting configuration the CLI names.

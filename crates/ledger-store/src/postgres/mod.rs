@@ -35,6 +35,7 @@ pub const ACQUIRE_TIMEOUT_MS: u64 = 5_000;
 /// Group writers working at once: one fills its group while another commits.
 pub(crate) const GROUP_WRITERS: usize = 2;
 
+#[derive(Default)]
 pub(crate) struct PgDialect;
 
 /// Opens a pool on the database `url` names; reads and writes share it.
@@ -228,6 +229,13 @@ impl Dialect for PgDialect {
             .map_err(StoreError::from_sqlx)?;
         let xmin: u64 = xmin.parse().map_err(|_| StoreError::Corrupt(format!("snapshot xmin {xmin:?}")))?;
         Ok(FeedCursor { txid: xmin.saturating_sub(1), position: i64::MAX })
+    }
+
+    /// The insert position, not the write position: with synchronous_commit off a commit
+    /// is acknowledged before it is written, but never before it is inserted.
+    async fn wal_position(conn: &mut PgConnection) -> Result<Option<String>, StoreError> {
+        let lsn = sqlx::query_scalar("SELECT pg_current_wal_insert_lsn()::text").fetch_one(conn).await;
+        lsn.map(Some).map_err(StoreError::from_sqlx)
     }
 
     async fn lock_key(conn: &mut PgConnection, site_id: Uuid, key: &str) -> Result<(), StoreError> {

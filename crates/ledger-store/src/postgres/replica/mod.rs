@@ -20,7 +20,7 @@ use sqlx::Row;
 
 use super::{take_connect_timeout, PgDialect};
 use crate::error::StoreError;
-use crate::ports::ReadModels;
+use crate::ports::{Backend, Health, ReadModels};
 use crate::sql::SqlStore;
 use lag::{parse_lsn, Freshness, Samples};
 
@@ -45,6 +45,30 @@ pub struct ReplicaSettings {
     pub max_lag: Duration,
     /// How often the lag is measured; below `max_lag`, or the replica never serves.
     pub probe_interval: Duration,
+}
+
+impl ReplicaSettings {
+    /// Refuses settings that cannot work: a URL that is not Postgres, a probe that could
+    /// never renew the verdict in time.
+    pub fn check(&self) -> Result<(), StoreError> {
+        if !(self.url.starts_with("postgres://") || self.url.starts_with("postgresql://")) {
+            return Err(not_postgres("DATABASE_READ_URL"));
+        }
+        if self.probe_interval >= self.max_lag {
+            return Err(StoreError::Config(format!(
+                "the read replica's probe interval ({} ms) must be below its maximum lag ({} ms), or it never serves",
+                self.probe_interval.as_millis(),
+                self.max_lag.as_millis()
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn not_postgres(name: &str) -> StoreError {
+    StoreError::Config(format!(
+        "a read replica needs PostgreSQL: {name} must be a postgres:// URL (SQLite has no replicas)"
+    ))
 }
 
 /// Where one read goes, and why.
@@ -89,34 +113,27 @@ impl Drop for ReadReplica {
 }
 
 impl ReadReplica {
-    /// Opens the replica's pools lazily and starts the probe (it needs a Tokio runtime).
-    /// A standby that is down at start is not an error: reads go to the primary until it
-    /// answers. A URL that is not Postgres, or cannot be read, is.
-    pub fn start(primary_url: &str, settings: ReplicaSettings) -> Result<Self, StoreError> {
-        for (name, url) in [("DATABASE_URL", primary_url), ("DATABASE_READ_URL", settings.url.as_str())] {
-            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                return Err(StoreError::Config(format!(
-                    "a read replica needs PostgreSQL: {name} must be a postgres:// URL (SQLite has no replicas)"
-                )));
-            }
-        }
-        if settings.probe_interval >= settings.max_lag {
-            return Err(StoreError::Config(format!(
-                "the read replica's probe interval ({} ms) must be below its maximum lag ({} ms), or it never serves",
-                settings.probe_interval.as_millis(),
-                settings.max_lag.as_millis()
-            )));
+    /// Opens the replica's pools lazily and starts the probe (it needs a Tokio runtime),
+    /// which samples the WAL of `primary`, the store the commands go to (so it follows
+    /// the primary wherever that store does). A standby that is down at start is not an
+    /// error: reads go to the primary until it answers. A primary that is not Postgres,
+    /// or settings [`ReplicaSettings::check`] refuses, are.
+    pub fn start(primary: Arc<dyn Health>, settings: ReplicaSettings) -> Result<Self, StoreError> {
+        settings.check()?;
+        if primary.backend() != Backend::Postgres {
+            return Err(not_postgres("DATABASE_URL"));
         }
         let reads = lazy_pool(&settings.url, settings.max_connections, REPLICA_ACQUIRE_TIMEOUT_MS)?;
         let probe = Probe {
-            primary: lazy_pool(primary_url, 1, PROBE_QUERY_TIMEOUT_MS)?,
+            primary,
             replica: lazy_pool(&settings.url, 1, PROBE_QUERY_TIMEOUT_MS)?,
             freshness: Arc::new(Freshness::new()),
             samples: Samples::default(),
             settings,
         };
         let freshness = probe.freshness.clone();
-        Ok(Self { store: SqlStore::new(PgDialect, reads.clone(), reads), freshness, probe: tokio::spawn(probe.run()) })
+        let store = SqlStore::new(PgDialect::default(), reads.clone(), reads);
+        Ok(Self { store, freshness, probe: tokio::spawn(probe.run()) })
     }
 
     /// Where a read goes: the replica while it is fresh and, for a reader that sends the
@@ -172,7 +189,7 @@ fn lazy_pool(url: &str, max_connections: u32, acquire_timeout_ms: u64) -> Result
 
 /// The background task that measures the replica's lag.
 struct Probe {
-    primary: PgPool,
+    primary: Arc<dyn Health>,
     replica: PgPool,
     freshness: Arc<Freshness>,
     samples: Samples,
@@ -200,13 +217,12 @@ impl Probe {
     /// One measure: a sample of the primary, then the replica's replay position.
     async fn step(&mut self) -> Result<(), String> {
         // Taken before asking: every commit acknowledged before it lies below the answer.
-        // The insert position, not the write position: with synchronous_commit off a commit
-        // is acknowledged before it is written.
         let asked_at = Instant::now();
-        match query_text(&self.primary, "SELECT pg_current_wal_insert_lsn()::text").await {
-            Ok(Some(lsn)) => self.samples.push(parse_lsn(&lsn).ok_or(format!("WAL position {lsn:?}"))?, asked_at),
+        let timeout = Duration::from_millis(PROBE_QUERY_TIMEOUT_MS);
+        match tokio::time::timeout(timeout, self.primary.wal_position()).await {
+            Ok(Ok(Some(lsn))) => self.samples.push(parse_lsn(&lsn).ok_or(format!("WAL position {lsn:?}"))?, asked_at),
             // No new sample: the verdict in force expires by itself.
-            Ok(None) | Err(_) => metrics::counter!("ledger_read_replica_probe_failures_total").increment(1),
+            _ => metrics::counter!("ledger_read_replica_probe_failures_total").increment(1),
         }
         let replayed = match query_text(
             &self.replica,
