@@ -171,6 +171,10 @@ pub struct ServeArgs {
     /// How often the client pings its server; two missed pongs and it reconnects elsewhere.
     #[arg(long, env = "NATS_PING_INTERVAL_MS", default_value_t = ledger_nats::PING_INTERVAL_MS_DEFAULT, value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub nats_ping_interval_ms: u64,
+    /// Commands taken from the command stream per pull; each pull is decided command by
+    /// command and committed as one group. At most the consumer's ack-pending limit (1000).
+    #[arg(long, env = "NATS_BATCH_MESSAGES", default_value_t = ledger_nats::BATCH_MESSAGES_DEFAULT as u64, value_parser = clap::value_parser!(u64).range(1..=1_000), global = true)]
+    pub nats_batch_messages: u64,
     /// Subject prefix of the command, event and rejection subjects.
     #[arg(long, env = "NATS_SUBJECT_PREFIX", default_value = "ahds.billing-credit", global = true)]
     pub nats_subject_prefix: String,

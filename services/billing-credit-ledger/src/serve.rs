@@ -62,6 +62,7 @@ pub async fn run(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
             nats_settings.request_timeout = Duration::from_millis(args.nats_request_timeout_ms);
             nats_settings.reconnect_delay_max = Duration::from_millis(args.nats_reconnect_delay_max_ms);
             nats_settings.ping_interval = Duration::from_millis(args.nats_ping_interval_ms);
+            nats_settings.batch_messages = args.nats_batch_messages as usize; // at most 1000
             let handle = ledger_nats::start(nats_settings, store.clone())
                 .await
                 .context("starting the NATS intake and publisher")?;
