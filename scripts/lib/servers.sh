@@ -13,6 +13,11 @@
 #                             # replication; --async for asynchronous. PRIVATE_PG_PRIMARY_{DIR,PORT,URL}
 #                             # PRIVATE_PG_STANDBY_{DIR,PORT,URL}; stop each with private_pg_stop DIR
 #   private_pg_promote DIR    # promotes the standby in DIR (pg_ctl promote, waits)
+#   private_pg_crash DIR      # stops the cluster in DIR at once (pg_ctl -m immediate), as a crash
+#   private_nats_cluster_start  # 3 JetStream servers n1 n2 n3 routed into one cluster:
+#                             # PRIVATE_NATS_CLUSTER_DIR, _URLS (comma-separated), _PIDS, _NAMES,
+#                             # _NODE_DIRS (space-separated, in the order n1 n2 n3)
+#   private_nats_node_start NODE_DIR  # (re)starts one stopped or killed node from its nats.conf
 #   servers_stop_all          # safe to call more than once
 #
 # Postgres runs as the `postgres` OS user when we are root (initdb refuses root), with trust
@@ -94,6 +99,27 @@ servers_make_server_cert() {
     -days 2 -extfile "$dir/server.ext" -out "$dir/server.crt" 2>/dev/null
 }
 
+# servers_pg_launch DIR [CONF_LINE...] : starts the cluster in DIR/data on a free port, its
+# socket in DIR/sock, with extra settings on the command line; sets SERVERS_PG_PORT.
+servers_pg_launch() {
+  local dir=$1 bin attempt opts setting
+  shift
+  bin=$(servers_pg_bindir) || return 1
+  for attempt in 1 2 3; do
+    SERVERS_PG_PORT=$(servers_free_port) || return 1
+    opts="-p $SERVERS_PG_PORT -k $dir/sock"
+    for setting in "$@"; do opts="$opts -c $setting"; done
+    if servers_as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -o "$opts" -w \
+      -t "$SERVERS_START_TIMEOUT_S" start >/dev/null; then
+      return 0
+    fi
+    servers_log "PostgreSQL ($dir) did not start on port $SERVERS_PG_PORT (attempt $attempt); its log:"
+    tail -5 "$dir/postgres.log" >&2 || true
+    servers_as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+  done
+  return 1
+}
+
 private_pg_start() {
   local tls=0 bin
   [ "${1:-}" = --tls ] && tls=1
@@ -132,21 +158,11 @@ CONF
       >>"$PRIVATE_PG_DIR/data/postgresql.conf"
     PRIVATE_PG_CA="$certs/ca.crt"
   fi
-  local attempt
-  for attempt in 1 2 3; do
-    PRIVATE_PG_PORT=$(servers_free_port) || return 1
-    if servers_as_pg "$bin/pg_ctl" -D "$PRIVATE_PG_DIR/data" -l "$PRIVATE_PG_DIR/postgres.log" \
-      -o "-p $PRIVATE_PG_PORT" -w -t "$SERVERS_START_TIMEOUT_S" start >/dev/null; then
-      PRIVATE_PG_URL="postgres://postgres@127.0.0.1:$PRIVATE_PG_PORT/postgres"
-      export PRIVATE_PG_DIR PRIVATE_PG_PORT PRIVATE_PG_URL PRIVATE_PG_CA
-      servers_log "private PostgreSQL on 127.0.0.1:$PRIVATE_PG_PORT ($PRIVATE_PG_DIR)"
-      return 0
-    fi
-    servers_log "PostgreSQL did not start on port $PRIVATE_PG_PORT (attempt $attempt); its log:"
-    tail -5 "$PRIVATE_PG_DIR/postgres.log" >&2 || true
-    servers_as_pg "$bin/pg_ctl" -D "$PRIVATE_PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
-  done
-  return 1
+  servers_pg_launch "$PRIVATE_PG_DIR" || return 1
+  PRIVATE_PG_PORT=$SERVERS_PG_PORT
+  PRIVATE_PG_URL="postgres://postgres@127.0.0.1:$PRIVATE_PG_PORT/postgres"
+  export PRIVATE_PG_DIR PRIVATE_PG_PORT PRIVATE_PG_URL PRIVATE_PG_CA
+  servers_log "private PostgreSQL on 127.0.0.1:$PRIVATE_PG_PORT ($PRIVATE_PG_DIR)"
 }
 
 # private_pg_stop [DIR] : stops the cluster in DIR (default $PRIVATE_PG_DIR), deletes DIR.
@@ -162,27 +178,6 @@ private_pg_stop() {
   rm -rf "$dir"
   [ "$dir" = "${PRIVATE_PG_DIR:-}" ] && PRIVATE_PG_DIR=
   return 0
-}
-
-# servers_pg_launch DIR [CONF_LINE...] : starts the cluster in DIR/data on a free port, its
-# socket in DIR/sock, with extra settings on the command line; sets SERVERS_PG_PORT.
-servers_pg_launch() {
-  local dir=$1 bin attempt opts
-  shift
-  bin=$(servers_pg_bindir) || return 1
-  for attempt in 1 2 3; do
-    SERVERS_PG_PORT=$(servers_free_port) || return 1
-    opts="-p $SERVERS_PG_PORT -k $dir/sock"
-    for setting in "$@"; do opts="$opts -c $setting"; done
-    if servers_as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -o "$opts" -w \
-      -t "$SERVERS_START_TIMEOUT_S" start >/dev/null; then
-      return 0
-    fi
-    servers_log "PostgreSQL ($dir) did not start on port $SERVERS_PG_PORT (attempt $attempt); its log:"
-    tail -5 "$dir/postgres.log" >&2 || true
-    servers_as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
-  done
-  return 1
 }
 
 # A primary and a streaming standby cloned from it with pg_basebackup. Synchronous
@@ -243,6 +238,14 @@ private_pg_promote() {
   servers_as_pg "$bin/pg_ctl" -D "$1/data" -w -t "$SERVERS_START_TIMEOUT_S" promote >/dev/null
 }
 
+# private_pg_crash DIR : stops the cluster in DIR at once, as a crash would (no shutdown
+# checkpoint, clients cut off); its folder stays, for private_pg_stop DIR to delete.
+private_pg_crash() {
+  local bin
+  bin=$(servers_pg_bindir) || return 1
+  servers_as_pg "$bin/pg_ctl" -D "$1/data" -m immediate -w -t "$SERVERS_START_TIMEOUT_S" stop >/dev/null
+}
+
 private_nats_start() {
   local bin attempt
   if ! bin=$(servers_nats_bin); then
@@ -285,7 +288,119 @@ private_nats_stop() {
   return 0
 }
 
+# The configuration of one cluster node (see private_nats_cluster_start).
+# servers_nats_node_conf NAME DIR CLIENT_PORT CLUSTER_PORT CLUSTER_NAME ROUTE_PORT...
+servers_nats_node_conf() {
+  local name=$1 dir=$2 port=$3 cport=$4 cluster=$5 routes="" p
+  shift 5
+  for p in "$@"; do routes="$routes    nats-route://127.0.0.1:$p\n"; done
+  printf '%b' "server_name: $name
+listen: 127.0.0.1:$port
+pid_file: \"$dir/nats.pid\"
+log_file: \"$dir/nats.log\"
+jetstream {
+  store_dir: \"$dir/jetstream\"
+  max_memory_store: 64MB
+  max_file_store: 1GB
+}
+cluster {
+  name: $cluster
+  listen: 127.0.0.1:$cport
+  routes: [
+$routes  ]
+}
+" >"$dir/nats.conf"
+}
+
+# private_nats_node_start NODE_DIR : starts the node whose nats.conf is in NODE_DIR, in the
+# background, and prints its pid (its data stays: a restarted node catches up).
+private_nats_node_start() {
+  local dir=$1 bin pid
+  bin=$(servers_nats_bin) || { servers_log "nats-server not found (apt-get install nats-server)"; return 1; }
+  "$bin" -c "$dir/nats.conf" </dev/null >>"$dir/nats.out" 2>&1 &
+  pid=$!
+  echo "$pid"
+}
+
+# True once every node's log names a JetStream metadata leader (the cluster has a quorum
+# and every node knows it).
+servers_nats_cluster_ready() {
+  local dir
+  for dir in "$@"; do
+    grep -q "metadata leader" "$dir/nats.log" 2>/dev/null || return 1
+  done
+}
+
+private_nats_cluster_start() {
+  local attempt i names=(n1 n2 n3) ports cports dirs pids urls ready
+  if ! servers_nats_bin >/dev/null; then
+    servers_log "nats-server not found (apt-get install nats-server)"; return 1
+  fi
+  PRIVATE_NATS_CLUSTER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/private-nats-cluster.XXXXXX")
+  for attempt in 1 2 3; do
+    ports=() cports=() dirs=() pids=() urls=()
+    for i in 0 1 2; do
+      ports+=("$(servers_free_port)") && cports+=("$(servers_free_port)") || return 1
+      dirs+=("$PRIVATE_NATS_CLUSTER_DIR/${names[$i]}")
+      rm -rf "${dirs[$i]}" && mkdir -p "${dirs[$i]}"
+    done
+    for i in 0 1 2; do
+      servers_nats_node_conf "${names[$i]}" "${dirs[$i]}" "${ports[$i]}" "${cports[$i]}" "ledger-$$" "${cports[@]}"
+      pids+=("$(private_nats_node_start "${dirs[$i]}")")
+      urls+=("nats://127.0.0.1:${ports[$i]}")
+    done
+    ready=0
+    for _ in $(seq 1 $((SERVERS_START_TIMEOUT_S * 10))); do
+      for i in 0 1 2; do servers_running "${pids[$i]}" || break 2; done
+      if servers_nats_cluster_ready "${dirs[@]}"; then ready=1; break; fi
+      sleep 0.1
+    done
+    if [ "$ready" = 1 ]; then
+      PRIVATE_NATS_CLUSTER_URLS=$(IFS=,; echo "${urls[*]}")
+      PRIVATE_NATS_CLUSTER_PIDS="${pids[*]}"
+      PRIVATE_NATS_CLUSTER_NAMES="${names[*]}"
+      PRIVATE_NATS_CLUSTER_NODE_DIRS="${dirs[*]}"
+      export PRIVATE_NATS_CLUSTER_DIR PRIVATE_NATS_CLUSTER_URLS PRIVATE_NATS_CLUSTER_PIDS \
+        PRIVATE_NATS_CLUSTER_NAMES PRIVATE_NATS_CLUSTER_NODE_DIRS
+      servers_log "private NATS JetStream cluster on $PRIVATE_NATS_CLUSTER_URLS ($PRIVATE_NATS_CLUSTER_DIR)"
+      return 0
+    fi
+    servers_log "the NATS cluster did not form (attempt $attempt); its logs:"
+    for i in 0 1 2; do tail -3 "${dirs[$i]}/nats.log" >&2 2>/dev/null || true; done
+    servers_nats_cluster_kill "$PRIVATE_NATS_CLUSTER_DIR"
+  done
+  private_nats_cluster_stop
+  return 1
+}
+
+# Stops every node of the cluster in DIR whose pid file still names a running nats-server
+# of that folder (a pid reused by another process is left alone).
+servers_nats_cluster_kill() {
+  local dir=$1 pidfile pid
+  for pidfile in "$dir"/*/nats.pid; do
+    [ -f "$pidfile" ] || continue
+    pid=$(cat "$pidfile")
+    if servers_running "$pid" && grep -qF "$dir" "/proc/$pid/cmdline" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      servers_wait_gone "$pid" || kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -f "$pidfile"
+  done
+}
+
+# private_nats_cluster_stop [DIR] : stops the cluster in DIR (default
+# $PRIVATE_NATS_CLUSTER_DIR) and deletes DIR.
+private_nats_cluster_stop() {
+  local dir=${1:-${PRIVATE_NATS_CLUSTER_DIR:-}}
+  [ -n "$dir" ] && [ -d "$dir" ] || return 0
+  servers_nats_cluster_kill "$dir"
+  rm -rf "$dir"
+  [ "$dir" = "${PRIVATE_NATS_CLUSTER_DIR:-}" ] && PRIVATE_NATS_CLUSTER_DIR=
+  return 0
+}
+
 servers_stop_all() {
+  private_nats_cluster_stop
   private_nats_stop
   private_pg_stop
 }

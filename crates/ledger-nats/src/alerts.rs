@@ -42,17 +42,21 @@ impl AlertPublisher {
         store: Arc<dyn EventStore>,
     ) -> anyhow::Result<Self> {
         let s = &settings;
-        js.get_or_create_stream(jetstream::stream::Config {
-            name: s.alert_stream.clone(),
-            description: Some("Balance alerts of the billing-credit ledger (low, depleted, expiring)".into()),
-            subjects: vec![format!("{}.alerts.>", s.subject_prefix)],
-            storage: jetstream::stream::StorageType::File,
-            duplicate_window: s.event_duplicate_window,
-            max_age: s.event_max_age,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("creating the alert stream {}: {e}", s.alert_stream))?;
+        crate::streams::ensure_stream(
+            js,
+            jetstream::stream::Config {
+                name: s.alert_stream.clone(),
+                description: Some("Balance alerts of the billing-credit ledger (low, depleted, expiring)".into()),
+                subjects: vec![format!("{}.alerts.>", s.subject_prefix)],
+                storage: jetstream::stream::StorageType::File,
+                num_replicas: s.stream_replicas,
+                duplicate_window: s.event_duplicate_window,
+                max_age: s.event_max_age,
+                ..Default::default()
+            },
+            "alert stream",
+        )
+        .await?;
         Ok(AlertPublisher { js: js.clone(), store, settings })
     }
 

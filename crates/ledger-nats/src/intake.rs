@@ -35,6 +35,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::command::{self, Action, Identity, ParsedCommand, Refusal};
+use crate::streams::ensure_stream;
 use crate::NatsSettings;
 
 /// A pause after the intake itself failed (a pull that errored), before pulling again.
@@ -62,31 +63,38 @@ impl Intake {
         store: Arc<dyn EventStore>,
     ) -> anyhow::Result<Self> {
         let s = &settings;
-        let stream = js
-            .get_or_create_stream(jetstream::stream::Config {
+        let stream = ensure_stream(
+            js,
+            jetstream::stream::Config {
                 name: s.command_stream.clone(),
                 description: Some("Commands to the billing-credit ledger (work queue)".into()),
                 subjects: vec![s.command_subjects()],
                 retention: jetstream::stream::RetentionPolicy::WorkQueue,
                 storage: jetstream::stream::StorageType::File,
+                num_replicas: s.stream_replicas,
                 duplicate_window: s.command_duplicate_window,
                 max_age: s.command_max_age,
                 max_message_size: command::COMMAND_BYTES_MAX as i32 + 4096,
                 ..Default::default()
-            })
-            .await
-            .map_err(|e| anyhow::anyhow!("creating the command stream {}: {e}", s.command_stream))?;
-        js.get_or_create_stream(jetstream::stream::Config {
-            name: s.rejection_stream.clone(),
-            description: Some("Commands the billing-credit ledger refused, with the reason".into()),
-            subjects: vec![format!("{}.rejections.>", s.subject_prefix)],
-            storage: jetstream::stream::StorageType::File,
-            duplicate_window: s.command_duplicate_window,
-            max_age: s.rejection_max_age,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("creating the rejection stream {}: {e}", s.rejection_stream))?;
+            },
+            "command stream",
+        )
+        .await?;
+        ensure_stream(
+            js,
+            jetstream::stream::Config {
+                name: s.rejection_stream.clone(),
+                description: Some("Commands the billing-credit ledger refused, with the reason".into()),
+                subjects: vec![format!("{}.rejections.>", s.subject_prefix)],
+                storage: jetstream::stream::StorageType::File,
+                num_replicas: s.stream_replicas,
+                duplicate_window: s.command_duplicate_window,
+                max_age: s.rejection_max_age,
+                ..Default::default()
+            },
+            "rejection stream",
+        )
+        .await?;
         let consumer: PullConsumer = stream
             .get_or_create_consumer(
                 &s.consumer,
@@ -110,7 +118,15 @@ impl Intake {
     pub(crate) async fn run(self, mut stop: watch::Receiver<bool>) {
         tracing::info!(stream = %self.settings.command_stream, consumer = %self.settings.consumer, "NATS command intake started");
         while !*stop.borrow() {
-            match self.next_batch().await {
+            // A pull whose server dies before answering is never answered (and a no-wait
+            // fetch has no expiry of its own): bounded here, so a dead node or a consumer
+            // leader election cannot stall the intake. Messages delivered to an
+            // abandoned pull are redelivered after the ack wait.
+            let pull_deadline = self.settings.idle_poll + self.settings.request_timeout;
+            let pulled = tokio::time::timeout(pull_deadline, self.next_batch())
+                .await
+                .unwrap_or_else(|_| Err(format!("no answer to a pull within {} ms", pull_deadline.as_millis()).into()));
+            match pulled {
                 Ok(messages) if messages.is_empty() => {}
                 Ok(messages) => self.process(messages).await,
                 Err(e) => {

@@ -35,6 +35,7 @@ pub mod command;
 pub mod intake;
 mod lease;
 pub mod publisher;
+mod streams;
 pub mod wire;
 
 pub use command::{parse, Action, ParsedCommand, Refusal, COMMAND_TYPES};
@@ -79,12 +80,36 @@ pub const EVENT_DUPLICATE_WINDOW_S_DEFAULT: u64 = 10 * 60;
 pub const COMMAND_MAX_AGE_S_DEFAULT: u64 = 7 * 24 * 3600;
 pub const EVENT_MAX_AGE_S_DEFAULT: u64 = 7 * 24 * 3600;
 pub const REJECTION_MAX_AGE_S_DEFAULT: u64 = 7 * 24 * 3600;
+/// Copies of every stream and of the KV bucket (1 on a single server, 3 on a cluster).
+pub const STREAM_REPLICAS_DEFAULT: usize = 1;
+/// JetStream allows at most 5 copies.
+pub const STREAM_REPLICAS_MAX: usize = 5;
+/// One connection attempt to one server (TCP, TLS, INFO, CONNECT/PONG).
+pub const CONNECT_TIMEOUT_MS_DEFAULT: u64 = 5_000;
+/// One JetStream API request (stream info, KV get/put, pull request) or publish
+/// acknowledgement. During a stream leader election requests fail for a few seconds;
+/// each is retried after its timeout, so this bounds how long one try can hang.
+pub const REQUEST_TIMEOUT_MS_DEFAULT: u64 = 5_000;
+/// Reconnection never gives up; the delay between tries doubles up to this.
+pub const RECONNECT_DELAY_MAX_MS_DEFAULT: u64 = 2_000;
+/// How often the client pings its server: a server that died without closing the
+/// connection (a lost machine, not a killed process) is noticed after two missed pongs.
+pub const PING_INTERVAL_MS_DEFAULT: u64 = 10_000;
 
 /// Where and how the ledger talks to NATS. [`NatsSettings::new`] gives the defaults.
 #[derive(Debug, Clone)]
 pub struct NatsSettings {
-    /// `nats://host:4222` (several, comma-separated, for a cluster).
+    /// `nats://host:4222`, or several, comma-separated, for a cluster: the client is given
+    /// every one and connects (and reconnects) to any that answers.
     pub url: String,
+    /// Copies of each stream and of the KV bucket; an existing one with another count is
+    /// changed to this at start (see [`streams`]).
+    pub stream_replicas: usize,
+    pub connect_timeout: Duration,
+    /// Bounds every JetStream request and publish acknowledgement.
+    pub request_timeout: Duration,
+    pub reconnect_delay_max: Duration,
+    pub ping_interval: Duration,
     /// Subjects are `{prefix}.commands.{siteId}`, `{prefix}.rejections.{siteId}`,
     /// `{prefix}.events.{siteId}.{eventType}`.
     pub subject_prefix: String,
@@ -128,6 +153,11 @@ impl NatsSettings {
     pub fn new(url: impl Into<String>) -> Self {
         NatsSettings {
             url: url.into(),
+            stream_replicas: STREAM_REPLICAS_DEFAULT,
+            connect_timeout: Duration::from_millis(CONNECT_TIMEOUT_MS_DEFAULT),
+            request_timeout: Duration::from_millis(REQUEST_TIMEOUT_MS_DEFAULT),
+            reconnect_delay_max: Duration::from_millis(RECONNECT_DELAY_MAX_MS_DEFAULT),
+            ping_interval: Duration::from_millis(PING_INTERVAL_MS_DEFAULT),
             subject_prefix: SUBJECT_PREFIX_DEFAULT.into(),
             command_stream: COMMAND_STREAM_DEFAULT.into(),
             consumer: CONSUMER_DEFAULT.into(),
@@ -168,7 +198,36 @@ impl NatsSettings {
         format!("{}.commands.{site_id}", self.subject_prefix)
     }
 
+    /// Every server of [`url`](Self::url), in the order given.
+    pub fn server_addrs(&self) -> anyhow::Result<Vec<async_nats::ServerAddr>> {
+        let addrs = self
+            .url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(|u| {
+                u.parse::<async_nats::ServerAddr>().map_err(|e| anyhow::anyhow!("the NATS URL {u:?} is invalid: {e}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        anyhow::ensure!(!addrs.is_empty(), "the NATS URL list {:?} names no server", self.url);
+        Ok(addrs)
+    }
+
     fn validate(&self) -> anyhow::Result<()> {
+        self.server_addrs()?;
+        anyhow::ensure!(
+            (1..=STREAM_REPLICAS_MAX).contains(&self.stream_replicas),
+            "the NATS stream replica count must be 1 to {STREAM_REPLICAS_MAX}, not {}",
+            self.stream_replicas
+        );
+        for (what, value) in [
+            ("connect timeout", self.connect_timeout),
+            ("request timeout", self.request_timeout),
+            ("reconnect delay maximum", self.reconnect_delay_max),
+            ("ping interval", self.ping_interval),
+        ] {
+            anyhow::ensure!(!value.is_zero(), "the NATS {what} must not be zero");
+        }
         let token_ok = |s: &str| !s.is_empty() && !s.contains(['.', '*', '>', ' ']);
         anyhow::ensure!(
             !self.subject_prefix.is_empty() && self.subject_prefix.split('.').all(token_ok),
@@ -253,12 +312,8 @@ impl Drop for NatsHandle {
 /// intake and the publisher as the settings ask.
 pub async fn start(settings: NatsSettings, store: Arc<dyn EventStore>) -> anyhow::Result<NatsHandle> {
     settings.validate()?;
-    let client = async_nats::ConnectOptions::new()
-        .name(format!("billing-credit-ledger {}", settings.instance_id))
-        .connect(settings.url.as_str())
-        .await
-        .with_context(|| format!("connecting to NATS at {}", settings.url))?;
-    let js = jetstream::new(client.clone());
+    let client = connect(&settings).await?;
+    let js = jetstream::ContextBuilder::new().timeout(settings.request_timeout).build(client.clone());
     let settings = Arc::new(settings);
     let (stop, stop_rx) = watch::channel(false);
     let leading = Arc::new(AtomicBool::new(false));
@@ -286,4 +341,70 @@ pub async fn start(settings: NatsSettings, store: Arc<dyn EventStore>) -> anyhow
         tasks.push(tokio::spawn(publisher.run(stop_rx)));
     }
     Ok(NatsHandle { stop, tasks, client, leading })
+}
+
+/// Connects to any of the configured servers. Once connected, the client reconnects by
+/// itself, forever, to any server of the list or of the cluster (servers announce their
+/// peers), and re-creates its subscriptions there.
+async fn connect(settings: &NatsSettings) -> anyhow::Result<async_nats::Client> {
+    let reconnect_delay_max = settings.reconnect_delay_max;
+    async_nats::ConnectOptions::new()
+        .name(format!("billing-credit-ledger {}", settings.instance_id))
+        .connection_timeout(settings.connect_timeout)
+        .request_timeout(Some(settings.request_timeout))
+        .ping_interval(settings.ping_interval)
+        .max_reconnects(None)
+        .reconnect_delay_callback(move |attempts| reconnect_delay(attempts, reconnect_delay_max))
+        .event_callback(|event| async move {
+            match event {
+                async_nats::Event::Connected => tracing::info!("NATS connection (re)established"),
+                async_nats::Event::Disconnected => tracing::warn!("NATS connection lost; reconnecting"),
+                other => tracing::info!(event = %other, "NATS connection event"),
+            }
+        })
+        .connect(settings.server_addrs()?)
+        .await
+        .with_context(|| format!("connecting to NATS at {}", settings.url))
+}
+
+/// No delay for the first try, then 100 ms doubling up to the maximum.
+fn reconnect_delay(attempts: usize, max: Duration) -> Duration {
+    match attempts {
+        0 | 1 => Duration::ZERO,
+        n => Duration::from_millis(100u64.saturating_mul(1 << (n - 2).min(16))).min(max),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_server_of_a_comma_separated_list_is_given_to_the_client() {
+        let s = NatsSettings::new("nats://10.0.0.1:4222, nats://10.0.0.2:4223,nats://10.0.0.3:4224");
+        let addrs = s.server_addrs().unwrap();
+        let ports: Vec<u16> = addrs.iter().map(|a| a.port()).collect();
+        assert_eq!(ports, [4222, 4223, 4224]);
+        assert!(NatsSettings::new(" , ").server_addrs().is_err());
+        let err = NatsSettings::new("nats://a:4222,nats://b:notaport").server_addrs().unwrap_err();
+        assert!(err.to_string().contains("b:notaport"), "{err}");
+    }
+
+    #[test]
+    fn replica_counts_outside_what_jetstream_allows_are_refused() {
+        let mut s = NatsSettings::new("nats://127.0.0.1:4222");
+        s.stream_replicas = 0;
+        assert!(s.validate().unwrap_err().to_string().contains("replica"));
+        s.stream_replicas = 6;
+        assert!(s.validate().is_err());
+        s.stream_replicas = 3;
+        s.validate().unwrap();
+    }
+
+    #[test]
+    fn reconnect_delay_doubles_up_to_its_maximum() {
+        let max = Duration::from_millis(2_000);
+        let delays: Vec<u64> = (1..=8).map(|n| reconnect_delay(n, max).as_millis() as u64).collect();
+        assert_eq!(delays, [0, 100, 200, 400, 800, 1_600, 2_000, 2_000]);
+    }
 }

@@ -176,18 +176,22 @@ impl Publisher {
         leading: Arc<AtomicBool>,
     ) -> anyhow::Result<Self> {
         let s = &settings;
-        js.get_or_create_stream(jetstream::stream::Config {
-            name: s.event_stream.clone(),
-            description: Some("Every event of the billing-credit ledger, in commit order".into()),
-            subjects: vec![format!("{}.events.>", s.subject_prefix)],
-            storage: jetstream::stream::StorageType::File,
-            duplicate_window: s.event_duplicate_window,
-            max_age: s.event_max_age,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("creating the event stream {}: {e}", s.event_stream))?;
-        let kv = open_bucket(js, &s.kv_bucket).await?;
+        crate::streams::ensure_stream(
+            js,
+            jetstream::stream::Config {
+                name: s.event_stream.clone(),
+                description: Some("Every event of the billing-credit ledger, in commit order".into()),
+                subjects: vec![format!("{}.events.>", s.subject_prefix)],
+                storage: jetstream::stream::StorageType::File,
+                num_replicas: s.stream_replicas,
+                duplicate_window: s.event_duplicate_window,
+                max_age: s.event_max_age,
+                ..Default::default()
+            },
+            "event stream",
+        )
+        .await?;
+        let kv = open_bucket(js, &s.kv_bucket, s.stream_replicas).await?;
         Ok(Publisher { js: js.clone(), kv, store, settings, leading })
     }
 
@@ -486,24 +490,24 @@ async fn pause(stop: &mut watch::Receiver<bool>, duration: Duration) {
 /// (`KV_{bucket}`, `$KV.{bucket}.>`, one value per key, rollups, direct get), rather
 /// than with `create_key_value`: that first reads the account info, whose shape NATS
 /// 2.9 (Debian's) does not match in this client.
-pub(crate) async fn open_bucket(js: &jetstream::Context, bucket: &str) -> anyhow::Result<kv::Store> {
-    if let Ok(store) = js.get_key_value(bucket).await {
-        return Ok(store);
-    }
-    js.get_or_create_stream(jetstream::stream::Config {
-        name: format!("KV_{bucket}"),
-        description: Some("billing-credit ledger: publication checkpoint and publisher lease".into()),
-        subjects: vec![format!("$KV.{bucket}.>")],
-        max_messages_per_subject: 1,
-        storage: jetstream::stream::StorageType::File,
-        num_replicas: 1,
-        allow_rollup: true,
-        deny_delete: true,
-        allow_direct: true,
-        discard: jetstream::stream::DiscardPolicy::New,
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("creating the KV bucket {bucket}: {e}"))?;
+pub(crate) async fn open_bucket(js: &jetstream::Context, bucket: &str, replicas: usize) -> anyhow::Result<kv::Store> {
+    crate::streams::ensure_stream(
+        js,
+        jetstream::stream::Config {
+            name: format!("KV_{bucket}"),
+            description: Some("billing-credit ledger: publication checkpoint and publisher lease".into()),
+            subjects: vec![format!("$KV.{bucket}.>")],
+            max_messages_per_subject: 1,
+            storage: jetstream::stream::StorageType::File,
+            num_replicas: replicas,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            discard: jetstream::stream::DiscardPolicy::New,
+            ..Default::default()
+        },
+        "KV bucket",
+    )
+    .await?;
     js.get_key_value(bucket).await.map_err(|e| anyhow::anyhow!("opening the KV bucket {bucket}: {e}"))
 }

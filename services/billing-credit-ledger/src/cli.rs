@@ -85,6 +85,10 @@ pub struct Common {
     /// Connection pool size (Postgres), reader pool size (SQLite).
     #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 16, global = true)]
     pub db_max_connections: u32,
+    /// With several Postgres hosts in DATABASE_URL: how often the primary is checked, and
+    /// looked for again while there is none (requests get 503 meanwhile).
+    #[arg(long, env = "DB_FAILOVER_PROBE_INTERVAL_MS", default_value_t = ledger_store::postgres::FAILOVER_PROBE_INTERVAL_MS, value_parser = clap::value_parser!(u64).range(10..=600_000), global = true)]
+    pub db_failover_probe_interval_ms: u64,
     /// HS256 shared secret for bearer tokens.
     #[arg(long, env = "JWT_SECRET", hide_env_values = true, global = true)]
     pub jwt_secret: Option<String>,
@@ -116,6 +120,15 @@ pub struct Common {
     pub log_format: LogFormat,
 }
 
+impl Common {
+    pub fn store_settings(&self) -> ledger_store::sql::ConnectSettings {
+        ledger_store::sql::ConnectSettings {
+            max_connections: self.db_max_connections,
+            failover_probe_interval: std::time::Duration::from_millis(self.db_failover_probe_interval_ms),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address and port to serve on.
@@ -136,8 +149,32 @@ pub struct ServeArgs {
     #[arg(long, env = "BODY_READ_TIMEOUT_MS", default_value_t = ledger_http::startup::BODY_READ_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub body_read_timeout_ms: u64,
     /// NATS URL for the JetStream command intake and event publication; unset: REST only.
+    /// A cluster: several, comma-separated (`nats://n1:4222,nats://n2:4222`); the client
+    /// connects and reconnects to any of them.
     #[arg(long, env = "NATS_URL", global = true)]
     pub nats_url: Option<String>,
+    /// Copies of each stream and of the KV bucket the ledger creates (3 on a 3-node
+    /// cluster). An existing stream with another count is changed to this at start.
+    #[arg(long, env = "NATS_STREAM_REPLICAS", default_value_t = ledger_nats::STREAM_REPLICAS_DEFAULT as u8, value_parser = clap::value_parser!(u8).range(1..=ledger_nats::STREAM_REPLICAS_MAX as i64), global = true)]
+    pub nats_stream_replicas: u8,
+    /// One connection attempt to one NATS server, TCP to the server's first PONG.
+    #[arg(long, env = "NATS_CONNECT_TIMEOUT_MS", default_value_t = ledger_nats::CONNECT_TIMEOUT_MS_DEFAULT, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub nats_connect_timeout_ms: u64,
+    /// One JetStream request (KV read or write, stream info, pull) or publish
+    /// acknowledgement; after it the operation is retried.
+    #[arg(long, env = "NATS_REQUEST_TIMEOUT_MS", default_value_t = ledger_nats::REQUEST_TIMEOUT_MS_DEFAULT, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub nats_request_timeout_ms: u64,
+    /// The longest pause between two reconnection tries (they never stop; the pause
+    /// starts at 100 ms and doubles).
+    #[arg(long, env = "NATS_RECONNECT_DELAY_MAX_MS", default_value_t = ledger_nats::RECONNECT_DELAY_MAX_MS_DEFAULT, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub nats_reconnect_delay_max_ms: u64,
+    /// How often the client pings its server; two missed pongs and it reconnects elsewhere.
+    #[arg(long, env = "NATS_PING_INTERVAL_MS", default_value_t = ledger_nats::PING_INTERVAL_MS_DEFAULT, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub nats_ping_interval_ms: u64,
+    /// Commands taken from the command stream per pull; each pull is decided command by
+    /// command and committed as one group. At most the consumer's ack-pending limit (1000).
+    #[arg(long, env = "NATS_BATCH_MESSAGES", default_value_t = ledger_nats::BATCH_MESSAGES_DEFAULT as u64, value_parser = clap::value_parser!(u64).range(1..=1_000), global = true)]
+    pub nats_batch_messages: u64,
     /// Subject prefix of the command, event and rejection subjects.
     #[arg(long, env = "NATS_SUBJECT_PREFIX", default_value = "ahds.billing-credit", global = true)]
     pub nats_subject_prefix: String,

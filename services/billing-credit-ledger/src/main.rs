@@ -9,6 +9,7 @@ mod token;
 
 use std::io::IsTerminal;
 
+use anyhow::Context;
 use clap::Parser;
 use cli::{Cli, Command, LogFormat};
 use tracing_subscriber::EnvFilter;
@@ -21,7 +22,10 @@ fn main() -> anyhow::Result<()> {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve::run(&cli.common, &cli.serve).await,
             Command::Migrate => {
-                serve::open_store(&cli.common).await?;
+                let store = serve::open_store(&cli.common).await?;
+                // With several hosts and no primary among them, the store opens down and
+                // migrates once one appears: that is no success for this command.
+                store.ping().await.context("no database to migrate")?;
                 println!("migrations applied to {}", serve::redact(&cli.common.database_url));
                 Ok(())
             }

@@ -33,7 +33,7 @@ pub async fn open_store(common: &Common) -> anyhow::Result<Arc<dyn EventStore>> 
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
     }
-    ledger_store::sql::connect(&common.database_url, common.db_max_connections)
+    ledger_store::sql::connect_with(&common.database_url, &common.store_settings())
         .await
         .with_context(|| format!("opening the store at {}", redact(&common.database_url)))
 }
@@ -63,10 +63,16 @@ pub async fn run(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
             nats_settings.intake = args.nats_intake;
             nats_settings.publish = args.nats_publish;
             nats_settings.alerts = args.alerts.alerts_enabled;
+            nats_settings.stream_replicas = usize::from(args.nats_stream_replicas);
+            nats_settings.connect_timeout = Duration::from_millis(args.nats_connect_timeout_ms);
+            nats_settings.request_timeout = Duration::from_millis(args.nats_request_timeout_ms);
+            nats_settings.reconnect_delay_max = Duration::from_millis(args.nats_reconnect_delay_max_ms);
+            nats_settings.ping_interval = Duration::from_millis(args.nats_ping_interval_ms);
+            nats_settings.batch_messages = args.nats_batch_messages as usize; // at most 1000
             let handle = ledger_nats::start(nats_settings, store.clone())
                 .await
                 .context("starting the NATS intake and publisher")?;
-            tracing::info!(url = %url, "NATS intake and publication running");
+            tracing::info!(url = %url, replicas = args.nats_stream_replicas, "NATS intake and publication running");
             Some(handle)
         }
         None => None,

@@ -11,6 +11,8 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use proptest::prelude::*;
+
 use crate::helpers::*;
 
 ledger_store::backend_tests!(
@@ -155,24 +157,16 @@ async fn balance_refuses_what_it_cannot_answer(backend: Backend) {
     assert_eq!(app.request(Method::GET, &other_site).send().await.unwrap().status(), 403);
 }
 
-/// A small deterministic generator, so a failure names the seed that reproduces it.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % n
-    }
-}
-
 /// The balance lines as the test computes them from credits: unit → (total, used, wasted, count).
 type Sums = BTreeMap<String, (Decimal, Decimal, Decimal, u32)>;
 
 fn sums_of_credits(credits: &[Value], at: DateTime<Utc>) -> Sums {
     let mut sums = Sums::new();
     for c in credits {
-        let ended = c["endDate"].as_str().is_some_and(|end| DateTime::parse_from_rfc3339(end).unwrap() <= at);
-        if c["isActive"] != true || c["expired"] == true || ended {
+        let instant = |field: &str| c[field].as_str().map(|t| DateTime::parse_from_rfc3339(t).unwrap());
+        let ended = instant("endDate").is_some_and(|end| end <= at);
+        let started = instant("startDate").is_some_and(|start| start <= at);
+        if c["isActive"] != true || c["expired"] == true || ended || !started {
             continue;
         }
         let unit = c["measurementUnit"]["code"].as_str().or(c["currency"]["code"].as_str()).unwrap().to_string();
@@ -199,74 +193,178 @@ fn sums_of_balance(balance: &Value) -> Sums {
     sums
 }
 
-async fn balance_agrees_with_the_credits_after_random_commands(backend: Backend) {
-    const SEED: u64 = 0x5eed_ba1a;
-    const MEMBERS: usize = 3;
-    const COMMANDS: usize = 45;
-    const CHECKPOINT_EVERY: usize = 15;
-    let app = TestApp::start(backend).await;
-    let mut rng = Lcg(SEED);
-    let mut members = Vec::new();
-    let mut credits: Vec<(usize, String)> = Vec::new();
-    for m in 0..MEMBERS {
-        let member = Uuid::new_v4();
-        for (total, unit) in [(6, "visit"), (4, "visit"), (50, "USD"), (3, "exam")] {
-            credits.push((m, create(&app, member_credit(member, total, unit)).await));
-        }
-        let mut ended = member_credit(member, 9, "visit");
-        ended["endDate"] = json!("2025-06-01");
-        credits.push((m, create(&app, ended).await));
-        members.push(member);
-    }
+/// How a generated credit's window relates to the time of the test.
+#[derive(Debug, Clone, Copy)]
+enum Window {
+    Open,
+    /// Ended before the test ran.
+    Ended,
+    /// Ends this many days from now (inside or outside the default 30-day expiry window).
+    EndsIn(i64),
+    /// Starts after the test ran.
+    NotStarted,
+}
 
+#[derive(Debug, Clone)]
+struct CreditSpec {
+    member: usize,
+    total: u32,
+    unit: &'static str,
+    window: Window,
+}
+
+/// One generated step; credits are named by their index in the plan.
+#[derive(Debug, Clone)]
+enum Step {
+    Use(usize, u32),
+    Waste(usize, u32),
+    Expire(usize),
+    SetActive(usize, bool),
+    /// PATCH totalAmount: a CreditTotalAdjusted (or a refusal below what is spent).
+    SetTotal(usize, u32),
+    Delete(usize),
+    /// Remember this instant, to ask the balance `asOf` it.
+    Checkpoint,
+}
+
+#[derive(Debug, Clone)]
+struct Plan {
+    members: usize,
+    credits: Vec<CreditSpec>,
+    steps: Vec<Step>,
+}
+
+const PLAN_MEMBERS_MAX: usize = 3;
+const PLAN_CREDITS_MAX: usize = 8;
+const PLAN_STEPS_MAX: usize = 30;
+
+fn plan() -> impl Strategy<Value = Plan> {
+    let window = prop_oneof![
+        3 => Just(Window::Open),
+        1 => Just(Window::Ended),
+        2 => (1i64..60).prop_map(Window::EndsIn),
+        1 => Just(Window::NotStarted),
+    ];
+    let credit = (0..PLAN_MEMBERS_MAX, 0u32..8, prop::sample::select(vec!["visit", "exam", "USD"]), window)
+        .prop_map(|(member, total, unit, window)| CreditSpec { member, total, unit, window });
+    proptest::collection::vec(credit, 1..=PLAN_CREDITS_MAX).prop_flat_map(|credits| {
+        let n = credits.len();
+        let step = prop_oneof![
+            4 => (0..n, 1u32..4).prop_map(|(c, a)| Step::Use(c, a)),
+            2 => (0..n, 1u32..3).prop_map(|(c, a)| Step::Waste(c, a)),
+            1 => (0..n).prop_map(Step::Expire),
+            2 => (0..n, any::<bool>()).prop_map(|(c, on)| Step::SetActive(c, on)),
+            2 => (0..n, 0u32..10).prop_map(|(c, t)| Step::SetTotal(c, t)),
+            1 => (0..n).prop_map(Step::Delete),
+            2 => Just(Step::Checkpoint),
+        ];
+        let members = credits.iter().map(|c| c.member + 1).max().unwrap_or(1);
+        proptest::collection::vec(step, 0..=PLAN_STEPS_MAX).prop_map(move |steps| Plan {
+            members,
+            credits: credits.clone(),
+            steps,
+        })
+    })
+}
+
+fn spec_body(member: Uuid, spec: &CreditSpec) -> Value {
+    let mut body = member_credit(member, spec.total, spec.unit);
+    let day = |days: i64| (Utc::now() + chrono::Duration::days(days)).format("%Y-%m-%d").to_string();
+    match spec.window {
+        Window::Open => {}
+        Window::Ended => body["endDate"] = json!("2025-06-01"),
+        Window::EndsIn(days) => body["endDate"] = json!(day(days)),
+        Window::NotStarted => body["startDate"] = json!("2999-01-01"),
+    }
+    body
+}
+
+/// Applies a plan through the API to fresh members, then checks each member's balance
+/// against the sum over their credits, now and at every checkpoint.
+async fn check_plan(app: &TestApp, plan: &Plan) -> Result<(), TestCaseError> {
+    let members: Vec<Uuid> = (0..plan.members).map(|_| Uuid::new_v4()).collect();
+    let mut ids = Vec::new();
+    for spec in &plan.credits {
+        ids.push(create(app, spec_body(members[spec.member], spec)).await);
+    }
     let mut checkpoints = Vec::new();
-    for i in 0..COMMANDS {
-        let (_, id) = &credits[rng.below(credits.len() as u64) as usize];
-        let amount = 1 + rng.below(2);
-        let status = match rng.below(5) {
-            0 | 1 => op(&app, id, "use", json!({ "amount": amount, "reference": format!("r{i}") })).await,
-            2 => op(&app, id, "waste", json!({ "amount": amount, "reason": "missed" })).await,
-            3 => {
-                let active = rng.below(2) == 0;
-                let url = app.credit_url(id);
-                app.request(Method::PATCH, &url)
-                    .json(&json!({ "isActive": active }))
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16()
+    for (i, step) in plan.steps.iter().enumerate() {
+        let status = match step {
+            Step::Use(c, amount) => {
+                op(app, &ids[*c], "use", json!({ "amount": amount, "reference": format!("r{i}") })).await
             }
-            _ => op(&app, id, "expire", json!({})).await,
+            Step::Waste(c, amount) => op(app, &ids[*c], "waste", json!({ "amount": amount, "reason": "missed" })).await,
+            Step::Expire(c) => op(app, &ids[*c], "expire", json!({})).await,
+            Step::SetActive(c, on) => patch(app, &ids[*c], json!({ "isActive": on })).await,
+            Step::SetTotal(c, total) => patch(app, &ids[*c], json!({ "totalAmount": total })).await,
+            Step::Delete(c) => {
+                app.request(Method::DELETE, &app.credit_url(&ids[*c])).send().await.unwrap().status().as_u16()
+            }
+            Step::Checkpoint => {
+                // Instants strictly between two commits, on both sides of the clock's grain.
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                checkpoints.push(Utc::now());
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                continue;
+            }
         };
-        assert!([200, 409, 422].contains(&status), "seed {SEED:#x}, command {i}: {status}");
-        if (i + 1) % CHECKPOINT_EVERY == 0 {
-            tokio::time::sleep(Duration::from_millis(3)).await;
-            checkpoints.push(Utc::now());
-            tokio::time::sleep(Duration::from_millis(3)).await;
-        }
+        // A deleted credit answers 404; a command the credit's state refuses, 409 or 422.
+        prop_assert!([200, 204, 404, 409, 422].contains(&status), "step {i} {step:?}: {status}");
     }
 
     for (m, member) in members.iter().enumerate() {
-        let ids: Vec<&String> = credits.iter().filter(|(owner, _)| *owner == m).map(|(_, id)| id).collect();
-        let mut now = Vec::new();
-        for id in &ids {
-            now.push(app.get(id).await.json::<Value>().await.unwrap());
-        }
+        let owned: Vec<&String> =
+            plan.credits.iter().zip(&ids).filter(|(s, _)| s.member == m).map(|(_, id)| id).collect();
+        let now = credits_as_of(app, &owned, None).await;
         let expected = sums_of_credits(&now, Utc::now());
-        let got = sums_of_balance(&balance(&app, &format!("wellnessPlanMembershipId={member}")).await);
-        assert_eq!(got, expected, "seed {SEED:#x}, member {m}, now");
+        let got = sums_of_balance(&balance(app, &format!("wellnessPlanMembershipId={member}")).await);
+        prop_assert_eq!(got, expected, "member {}, now", m);
         for at in &checkpoints {
-            let at_text = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            let mut then = Vec::new();
-            for id in &ids {
-                let url = format!("{}?asOf={at_text}", app.credit_url(id));
-                then.push(app.request(Method::GET, &url).send().await.unwrap().json::<Value>().await.unwrap());
-            }
+            let at_text = at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+            let then = credits_as_of(app, &owned, Some(&at_text)).await;
             let expected = sums_of_credits(&then, *at);
             let got =
-                sums_of_balance(&balance(&app, &format!("wellnessPlanMembershipId={member}&asOf={at_text}")).await);
-            assert_eq!(got, expected, "seed {SEED:#x}, member {m}, asOf {at_text}");
+                sums_of_balance(&balance(app, &format!("wellnessPlanMembershipId={member}&asOf={at_text}")).await);
+            prop_assert_eq!(got, expected, "member {}, asOf {}", m, at_text);
         }
+    }
+    Ok(())
+}
+
+async fn patch(app: &TestApp, id: &str, body: Value) -> u16 {
+    app.request(Method::PATCH, &app.credit_url(id)).json(&body).send().await.unwrap().status().as_u16()
+}
+
+/// The credits as the API shows them one by one, now or `asOf`; a credit that did not
+/// exist then (or is deleted now) is left out.
+async fn credits_as_of(app: &TestApp, ids: &[&String], as_of: Option<&str>) -> Vec<Value> {
+    let mut credits = Vec::new();
+    for id in ids {
+        let url = match as_of {
+            Some(at) => format!("{}?asOf={at}", app.credit_url(id)),
+            None => app.credit_url(id),
+        };
+        let response = app.request(Method::GET, &url).send().await.unwrap();
+        match response.status().as_u16() {
+            200 => credits.push(response.json::<Value>().await.unwrap()),
+            404 => {}
+            other => panic!("GET {url}: {other}"),
+        }
+    }
+    credits
+}
+
+/// Property (issue 14): whatever commands a member's credits receive, their balance equals
+/// the sum over the credits, now and at any earlier instant. Each case runs on fresh
+/// members of one app; proptest shrinks a failing plan to a small one.
+async fn balance_agrees_with_the_credits_after_random_commands(backend: Backend) {
+    const CASES: u32 = 24;
+    let app = TestApp::start(backend).await;
+    let config = ProptestConfig { cases: CASES, failure_persistence: None, ..ProptestConfig::default() };
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    let handle = tokio::runtime::Handle::current();
+    let result = tokio::task::block_in_place(|| runner.run(&plan(), |plan| handle.block_on(check_plan(&app, &plan))));
+    if let Err(failure) = result {
+        panic!("{failure}");
     }
 }

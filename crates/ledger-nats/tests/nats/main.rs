@@ -8,4 +8,5 @@ mod faults;
 mod feed_agreement;
 mod poison;
 mod rejections;
+mod replicas;
 mod strict;

@@ -10,10 +10,13 @@
 
 mod commands;
 mod counts;
+mod failover;
+mod hosts;
 mod rebuild;
 pub mod replica;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -28,7 +31,10 @@ use crate::error::StoreError;
 use crate::model::{CreditFilter, FeedCursor, Progress, RecordedEvent, ReplayLimits, ReplayReport};
 use crate::ports::Backend;
 use crate::prepare::{PreparedCredit, PreparedEvent};
-use crate::sql::{Arg, Dialect, Locked, Piece, SqlStore, WriteError};
+use crate::sql::{Arg, ConnectSettings, Dialect, Locked, Piece, SqlStore, WriteError};
+use failover::Failover;
+pub use failover::FAILOVER_PROBE_INTERVAL_MS;
+use hosts::Target;
 
 /// How long a request waits for a pooled connection before the store counts as unavailable.
 pub const ACQUIRE_TIMEOUT_MS: u64 = 5_000;
@@ -36,18 +42,65 @@ pub const ACQUIRE_TIMEOUT_MS: u64 = 5_000;
 pub(crate) const GROUP_WRITERS: usize = 2;
 
 #[derive(Default)]
-pub(crate) struct PgDialect;
+pub(crate) struct PgDialect {
+    /// Set when the URL names several hosts (or target_session_attrs): the primary
+    /// among them is followed.
+    failover: Option<Arc<Failover>>,
+}
 
 /// Opens a pool on the database `url` names; reads and writes share it.
 ///
 /// One connection is made first, on its own: a pool retries until its acquire timeout
 /// and then only says it timed out, where an operator needs the host, the port and the
 /// cause. libpq's `connect_timeout` (seconds) bounds it; the default is ACQUIRE_TIMEOUT_MS.
-pub(crate) async fn open(url: &str, max_connections: u32) -> Result<SqlStore<PgDialect>, StoreError> {
+///
+/// With several hosts, the first not in recovery is taken. If none is, but some host
+/// answered as a standby, `wait_for_primary` opens the store down (503 until a primary
+/// appears, see `failover.rs`); otherwise that is an error, as an unreachable host is.
+pub(crate) async fn open(
+    url: &str,
+    settings: &ConnectSettings,
+    wait_for_primary: bool,
+) -> Result<SqlStore<PgDialect>, StoreError> {
     let (url, connect_timeout) = take_connect_timeout(url)?;
-    let options = PgConnectOptions::from_str(&url)
-        .map_err(|e| StoreError::Config(format!("the PostgreSQL URL cannot be read: {e}")))?;
     let timeout = connect_timeout.unwrap_or(Duration::from_millis(ACQUIRE_TIMEOUT_MS));
+    // No ping before each acquire: it is a round trip per transaction, and a connection
+    // that died idle fails its statement as `Unavailable` (503, retried) and is dropped.
+    let pool_options = PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .test_before_acquire(false)
+        .acquire_timeout(timeout.max(Duration::from_millis(ACQUIRE_TIMEOUT_MS)));
+    let hosts = match hosts::parse(&url)? {
+        Target::Single(url) => return open_single(&url, timeout, pool_options).await,
+        Target::Primary(hosts) => hosts,
+    };
+    let failover = Arc::new(Failover::new(hosts, timeout, settings.failover_probe_interval));
+    let primary = match failover.find_primary().await {
+        Ok((index, conn)) => {
+            let _ = conn.close().await;
+            Some(index)
+        }
+        Err(none) => match none.refused {
+            Some(refused) => return Err(refused),
+            None if none.standby_answered && wait_for_primary => {
+                tracing::warn!("{}: serving 503 until one appears", none.summary());
+                None
+            }
+            None => return Err(StoreError::Unreachable(none.summary())),
+        },
+    };
+    let pool = failover.open_pool(pool_options, primary).await?;
+    Ok(SqlStore::new(PgDialect { failover: Some(failover) }, pool.clone(), pool))
+}
+
+/// One host, as sqlx reads its URL.
+async fn open_single(
+    url: &str,
+    timeout: Duration,
+    pool_options: PgPoolOptions,
+) -> Result<SqlStore<PgDialect>, StoreError> {
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Config(format!("the PostgreSQL URL cannot be read: {e}")))?;
     let unreachable = |cause: String| {
         let place = match options.get_socket() {
             Some(socket) => format!("{}", socket.display()),
@@ -62,16 +115,8 @@ pub(crate) async fn open(url: &str, max_connections: u32) -> Result<SqlStore<PgD
             let _ = probe.close().await;
         }
     }
-    // No ping before each acquire: it is a round trip per transaction, and a connection
-    // that died idle fails its statement as `Unavailable` (503, retried) and is dropped.
-    let pool = PgPoolOptions::new()
-        .max_connections(max_connections)
-        .test_before_acquire(false)
-        .acquire_timeout(timeout.max(Duration::from_millis(ACQUIRE_TIMEOUT_MS)))
-        .connect_with(options)
-        .await
-        .map_err(StoreError::from_sqlx)?;
-    Ok(SqlStore::new(PgDialect, pool.clone(), pool))
+    let pool = pool_options.connect_with(options).await.map_err(StoreError::from_sqlx)?;
+    Ok(SqlStore::new(PgDialect { failover: None }, pool.clone(), pool))
 }
 
 /// Why the first connection failed, in an operator's words: the network (unreachable,
@@ -135,6 +180,27 @@ impl Dialect for PgDialect {
 
     async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
         crate::migrate::postgres().run(pool).await.map_err(|e| StoreError::Database(sqlx::Error::Migrate(Box::new(e))))
+    }
+
+    /// The failover watcher, which ends with the store.
+    fn started(&self, store: &SqlStore<Self>) {
+        if let (Some(failover), Some(alive)) = (&self.failover, store.group_alive()) {
+            failover.clone().spawn_watcher(store.writer().clone(), alive);
+        }
+    }
+
+    fn available(&self) -> Result<(), StoreError> {
+        self.failover.as_ref().map_or(Ok(()), |f| f.available())
+    }
+
+    fn noticed_fault(&self) {
+        if let Some(failover) = &self.failover {
+            failover.noticed();
+        }
+    }
+
+    fn migrates_later(&self) -> bool {
+        self.failover.as_ref().is_some_and(|f| f.migrates_later())
     }
 
     fn push_placeholder(sql: &mut String, n: usize) {

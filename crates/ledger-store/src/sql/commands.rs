@@ -271,7 +271,7 @@ fn before_and_after<'a>(
 #[async_trait]
 impl<D: Dialect> GroupBackend for SqlStore<D> {
     async fn execute_alone(&self, execution: Execution) -> Result<Committed, StoreError> {
-        SqlStore::execute_alone(self, execution).await
+        SqlStore::execute_alone(self, execution).await.map_err(|e| self.fault(e))
     }
 
     async fn command_applied(&self, site_id: Uuid, command_id: Uuid) -> Result<Option<Committed>, StoreError> {
@@ -279,6 +279,12 @@ impl<D: Dialect> GroupBackend for SqlStore<D> {
     }
 
     async fn try_group(&self, executions: &[Execution]) -> Result<Vec<Result<Committed, StoreError>>, StoreError> {
+        self.write_group(executions).await.map_err(|e| self.fault(e))
+    }
+}
+
+impl<D: Dialect> SqlStore<D> {
+    async fn write_group(&self, executions: &[Execution]) -> Result<Vec<Result<Committed, StoreError>>, StoreError> {
         let mut tx = self.begin().await?;
         let keys = group_keys(executions);
         let mut locked = D::lock_and_load(&mut tx, &keys, &group_commands(executions)).await?;
@@ -306,7 +312,7 @@ impl<D: Dialect> Commands for SqlStore<D> {
     }
 
     async fn execute_once(&self, execution: Execution, key: IdempotencyKey) -> Result<Keyed, StoreError> {
-        self.execute_keyed(execution, key).await
+        self.execute_keyed(execution, key).await.map_err(|e| self.fault(e))
     }
 
     async fn append(&self, appends: Vec<StreamAppend>, meta: CommandMeta) -> Result<Committed, StoreError> {

@@ -1,6 +1,7 @@
 //! Opening a store from a URL: `postgres://…` or `sqlite://…`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::build::Sql;
 use super::dialect::Dialect;
@@ -21,16 +22,48 @@ pub enum Access {
     Existing,
 }
 
+/// How a store is opened, beside its URL.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectSettings {
+    /// Pool size (Postgres), reader pool size (SQLite).
+    pub max_connections: u32,
+    /// With a multi-host Postgres URL: how often the primary is checked, and looked for
+    /// while there is none.
+    pub failover_probe_interval: Duration,
+}
+
+impl ConnectSettings {
+    pub fn new(max_connections: u32) -> Self {
+        Self { max_connections, failover_probe_interval: Duration::from_millis(postgres::FAILOVER_PROBE_INTERVAL_MS) }
+    }
+}
+
 /// Opens the store a URL names, migrated and with group commit, to serve commands.
 pub async fn connect(url: &str, max_connections: u32) -> Result<Arc<dyn EventStore>, StoreError> {
-    open(url, max_connections, Access::Serve).await
+    connect_with(url, &ConnectSettings::new(max_connections)).await
+}
+
+/// [`connect`] with every setting.
+pub async fn connect_with(url: &str, settings: &ConnectSettings) -> Result<Arc<dyn EventStore>, StoreError> {
+    open_with(url, settings, Access::Serve).await
 }
 
 /// Opens the store a URL names for `access`.
 pub async fn open(url: &str, max_connections: u32, access: Access) -> Result<Arc<dyn EventStore>, StoreError> {
+    open_with(url, &ConnectSettings::new(max_connections), access).await
+}
+
+/// [`open`] with every setting.
+pub async fn open_with(
+    url: &str,
+    settings: &ConnectSettings,
+    access: Access,
+) -> Result<Arc<dyn EventStore>, StoreError> {
     let create = access == Access::Serve;
+    let max_connections = settings.max_connections;
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let store = postgres::open(url, max_connections).await?;
+        // Only a serving store waits for a primary: a tool on an existing ledger fails.
+        let store = postgres::open(url, settings, access == Access::Serve).await?;
         finish(store, access, postgres::GROUP_WRITERS).await
     } else if url.starts_with("sqlite:") {
         let store = sqlite::open(url, max_connections, create).await?;
@@ -54,7 +87,9 @@ async fn finish<D: Dialect>(
 ) -> Result<Arc<dyn EventStore>, StoreError> {
     match access {
         Access::Serve => {
-            D::migrate(store.writer()).await?;
+            if !store.dialect.migrates_later() {
+                D::migrate(store.writer()).await?;
+            }
             let store = store.with_group_commit(group_writers);
             store.dialect.started(&store);
             Ok(Arc::new(store))

@@ -44,6 +44,17 @@ pub(crate) trait Dialect: Send + Sync + Sized + 'static {
     async fn migrate(pool: &sqlx::Pool<Self::Db>) -> Result<(), StoreError>;
     /// Starts what a serving store runs beside it; it ends with the store.
     fn started(&self, _store: &super::SqlStore<Self>) {}
+    /// Checked before every connection is taken (no round trip): fails while the
+    /// database is known to be away (Postgres failover looking for a primary).
+    fn available(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// A call failed because the database went away or refused writes for now.
+    fn noticed_fault(&self) {}
+    /// The store opened without a database to migrate yet: `started` migrates it.
+    fn migrates_later(&self) -> bool {
+        false
+    }
 
     /// Writes the placeholder of the `n`th bound value (from 1).
     fn push_placeholder(sql: &mut String, n: usize);

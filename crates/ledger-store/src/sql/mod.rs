@@ -15,7 +15,7 @@ mod reads;
 pub(crate) mod rows;
 mod store;
 
-pub use connect::{connect, open, Access};
+pub use connect::{connect, connect_with, open, open_with, Access, ConnectSettings};
 pub(crate) use db::{Arg, Piece};
 pub(crate) use dialect::{Dialect, Locked, WriteError};
 pub(crate) use list::{PROJECTION_COLUMNS, PROJECTION_SET_EXCLUDED};

@@ -50,15 +50,27 @@ impl<D: Dialect> SqlStore<D> {
     }
 
     pub(super) async fn read_conn(&self) -> Result<dialect::Pooled<D>, StoreError> {
-        self.readers.acquire().await.map_err(StoreError::from_sqlx)
+        self.dialect.available()?;
+        self.readers.acquire().await.map_err(|e| self.fault(StoreError::from_sqlx(e)))
     }
 
     pub(super) async fn write_conn(&self) -> Result<dialect::Pooled<D>, StoreError> {
-        self.writer.acquire().await.map_err(StoreError::from_sqlx)
+        self.dialect.available()?;
+        self.writer.acquire().await.map_err(|e| self.fault(StoreError::from_sqlx(e)))
     }
 
     pub(super) async fn begin(&self) -> Result<sqlx::Transaction<'static, D::Db>, StoreError> {
-        self.writer.begin_with(D::BEGIN_WRITE).await.map_err(StoreError::from_sqlx)
+        self.dialect.available()?;
+        self.writer.begin_with(D::BEGIN_WRITE).await.map_err(|e| self.fault(StoreError::from_sqlx(e)))
+    }
+
+    /// Tells the dialect of a fault the database's going away may explain (it may look
+    /// for another primary), and passes the error on.
+    pub(super) fn fault(&self, e: StoreError) -> StoreError {
+        if e.is_transient() && !matches!(e, StoreError::ConcurrentWrite) {
+            self.dialect.noticed_fault();
+        }
+        e
     }
 }
 

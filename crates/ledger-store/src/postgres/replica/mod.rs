@@ -132,9 +132,7 @@ impl ReadReplica {
             settings,
         };
         let freshness = probe.freshness.clone();
-        // A replica follows no failover: the dialect as it is for one plain host. (Default,
-        // not the unit struct: the dialect carries the primary's failover state elsewhere.)
-        #[allow(clippy::default_constructed_unit_structs)]
+        // A replica follows no failover: the dialect as it is for one plain host.
         let store = SqlStore::new(PgDialect::default(), reads.clone(), reads);
         Ok(Self { store, freshness, probe: tokio::spawn(probe.run()) })
     }
