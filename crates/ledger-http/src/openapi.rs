@@ -44,8 +44,9 @@ impl Modify for BearerAuth {
 }
 
 /// Declares `Idempotency-Key` on every write (POST, PUT, PATCH, DELETE) and the
-/// `Idempotent-Replayed` header on its answers, in one place: `perform` honours the key on
-/// every write, so no route can forget to say so.
+/// `Idempotent-Replayed` and `Ledger-Position` headers on its answers, in one place:
+/// `perform` honours the key and sets the position on every write, so no route can forget
+/// to say so.
 struct IdempotencyKeys;
 
 impl Modify for IdempotencyKeys {
@@ -58,6 +59,7 @@ impl Modify for IdempotencyKeys {
             }
             for operation in [&mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten() {
                 declare_idempotency(operation);
+                declare_ledger_position(operation);
             }
         }
     }
@@ -88,6 +90,22 @@ fn declare_idempotency(operation: &mut Operation) {
     for response in operation.responses.responses.values_mut() {
         if let RefOr::T(response) = response {
             response.headers.insert("Idempotent-Replayed".into(), replayed.clone());
+        }
+    }
+}
+
+/// `Ledger-Position` on a write's successful answers: the token for `Read-After`.
+fn declare_ledger_position(operation: &mut Operation) {
+    let position = HeaderBuilder::new()
+        .schema(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)))
+        .description(Some(
+            "The position of the last event this write appended (absent when it appended none). Send it back as \
+             `Read-After` on a read to get an answer that includes this write, even from a read replica.",
+        ))
+        .build();
+    for (status, response) in operation.responses.responses.iter_mut() {
+        if let (true, RefOr::T(response)) = (status.starts_with('2'), response) {
+            response.headers.insert(crate::routes::consistency::LEDGER_POSITION_HEADER.into(), position.clone());
         }
     }
 }

@@ -70,6 +70,7 @@ pub const RULES: &[Rule] = &[
     rule("invalid-cursor", 400, FieldRule, "A cursor parameter is not one this API returned."),
     rule("invalid-etag", 400, FieldRule, "If-Match is not an ETag of this API (\"<version>\")."),
     rule("invalid-idempotency-key", 400, FieldRule, "Idempotency-Key is empty, too long, or holds characters other than visible ASCII."),
+    rule("invalid-read-after", 400, FieldRule, "Read-After is not a Ledger-Position this API returned (a positive integer)."),
     rule("malformed-query", 400, FieldRule, "The query string cannot be decoded."),
     rule("unknown-parameter", 400, FieldRule, "A query parameter this endpoint does not take."),
     rule("repeated", 400, FieldRule, "A query parameter given more than once (where only one is allowed)."),

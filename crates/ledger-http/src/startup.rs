@@ -8,6 +8,7 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
+use ledger_store::postgres::replica::ReadReplica;
 use ledger_store::EventStore;
 
 use crate::auth::Authenticator;
@@ -18,6 +19,8 @@ use crate::{routes, telemetry};
 pub struct AppState {
     pub store: Arc<dyn EventStore>,
     pub auth: Authenticator,
+    /// A standby that may answer the read endpoints (see `routes::consistency`).
+    pub replica: Option<Arc<ReadReplica>>,
 }
 
 /// How the server runs.

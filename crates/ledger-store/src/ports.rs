@@ -271,9 +271,19 @@ pub trait Health: Send + Sync {
 
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Where the primary's write-ahead log ends now (Postgres: an LSN, `16/B374D848`), for
+    /// a read replica's lag probe; None on SQLite.
+    async fn wal_position(&self) -> Result<Option<String>, StoreError>;
 }
 
-/// Every role at once: what the binary hands out, each caller taking the part it uses.
-pub trait EventStore: Commands + Reads + Feed + Audit + Upkeep + Alerts + AlertOutbox + Health + 'static {}
+/// What the read endpoints ask: the primary or a read replica answers them alike
+/// (see [`crate::postgres::replica`]).
+pub trait ReadModels: Reads + Feed {}
 
-impl<T: Commands + Reads + Feed + Audit + Upkeep + Alerts + AlertOutbox + Health + 'static> EventStore for T {}
+impl<T: Reads + Feed> ReadModels for T {}
+
+/// Every role at once: what the binary hands out, each caller taking the part it uses.
+pub trait EventStore: Commands + ReadModels + Audit + Upkeep + Alerts + AlertOutbox + Health + 'static {}
+
+impl<T: Commands + ReadModels + Audit + Upkeep + Alerts + AlertOutbox + Health + 'static> EventStore for T {}

@@ -171,6 +171,10 @@ pub struct ServeArgs {
     /// How often the client pings its server; two missed pongs and it reconnects elsewhere.
     #[arg(long, env = "NATS_PING_INTERVAL_MS", default_value_t = ledger_nats::PING_INTERVAL_MS_DEFAULT, value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub nats_ping_interval_ms: u64,
+    /// Commands taken from the command stream per pull; each pull is decided command by
+    /// command and committed as one group. At most the consumer's ack-pending limit (1000).
+    #[arg(long, env = "NATS_BATCH_MESSAGES", default_value_t = ledger_nats::BATCH_MESSAGES_DEFAULT as u64, value_parser = clap::value_parser!(u64).range(1..=1_000), global = true)]
+    pub nats_batch_messages: u64,
     /// Subject prefix of the command, event and rejection subjects.
     #[arg(long, env = "NATS_SUBJECT_PREFIX", default_value = "ahds.billing-credit", global = true)]
     pub nats_subject_prefix: String,
@@ -186,6 +190,25 @@ pub struct ServeArgs {
     pub expiry_sweep_interval_s: u64,
     #[command(flatten)]
     pub alerts: AlertArgs,
+    #[command(flatten)]
+    pub replica: ReplicaArgs,
+}
+
+/// A streaming standby that answers the read endpoints while it is fresh enough.
+#[derive(Debug, Clone, Args)]
+pub struct ReplicaArgs {
+    /// postgres:// URL of a read-only streaming standby of DATABASE_URL's primary. Lists, the
+    /// site feed, credit histories, balances and statements are read there while it is
+    /// fresh; everything else stays on the primary. Postgres only. Its pool has
+    /// DB_MAX_CONNECTIONS connections.
+    #[arg(long, env = "DATABASE_READ_URL", hide_env_values = true, global = true)]
+    pub database_read_url: Option<String>,
+    /// Reads go to the primary whenever the replica is more than this many milliseconds behind.
+    #[arg(long, env = "READ_REPLICA_MAX_LAG_MS", default_value_t = ledger_store::postgres::replica::READ_REPLICA_MAX_LAG_MS, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub read_replica_max_lag_ms: u64,
+    /// How often the replica's lag is measured; must be below READ_REPLICA_MAX_LAG_MS.
+    #[arg(long, env = "READ_REPLICA_PROBE_INTERVAL_MS", default_value_t = ledger_store::postgres::replica::READ_REPLICA_PROBE_INTERVAL_MS, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub read_replica_probe_interval_ms: u64,
 }
 
 /// Balance alerts (low, depleted, expiring) pushed to webhooks and NATS.

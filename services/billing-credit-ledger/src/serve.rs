@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ledger_http::{AppState, ServerSettings};
+use ledger_store::postgres::replica::{ReadReplica, ReplicaSettings};
 use ledger_store::EventStore;
 
 use crate::cli::{Common, ServeArgs};
@@ -38,7 +39,12 @@ pub async fn open_store(common: &Common) -> anyhow::Result<Arc<dyn EventStore>> 
 }
 
 pub async fn run(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
+    let replica_settings = replica_settings(common, args)?;
     let store = open_store(common).await?;
+    let replica = match replica_settings {
+        Some(settings) => Some(start_replica(&store, settings)?),
+        None => None,
+    };
     let key_source = keys::source(common)?;
     let auth = keys::authenticator(common, &key_source).await?;
     let listener = TcpListener::bind(&args.listen_addr).with_context(|| format!("binding {}", args.listen_addr))?;
@@ -62,6 +68,7 @@ pub async fn run(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
             nats_settings.request_timeout = Duration::from_millis(args.nats_request_timeout_ms);
             nats_settings.reconnect_delay_max = Duration::from_millis(args.nats_reconnect_delay_max_ms);
             nats_settings.ping_interval = Duration::from_millis(args.nats_ping_interval_ms);
+            nats_settings.batch_messages = args.nats_batch_messages as usize; // at most 1000
             let handle = ledger_nats::start(nats_settings, store.clone())
                 .await
                 .context("starting the NATS intake and publisher")?;
@@ -80,7 +87,7 @@ pub async fn run(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
         }
         false => None,
     };
-    let server = ledger_http::serve(listener, AppState { store, auth }, &settings)?;
+    let server = ledger_http::serve(listener, AppState { store, auth, replica }, &settings)?;
     tracing::info!(addr = %args.listen_addr, store = %redact(&common.database_url), "serving the billing-credit API");
     if let KeySource::Secret(secret, SecretOrigin::Generated(path)) = &key_source {
         print_dev_banner(secret, path, port);
@@ -101,6 +108,29 @@ pub async fn run(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The read replica's settings, if one is configured; checked before the store is opened,
+/// so a wrong setting fails at once.
+fn replica_settings(common: &Common, args: &ServeArgs) -> anyhow::Result<Option<ReplicaSettings>> {
+    let Some(url) = &args.replica.database_read_url else { return Ok(None) };
+    let settings = ReplicaSettings {
+        url: url.clone(),
+        max_connections: common.db_max_connections,
+        max_lag: Duration::from_millis(args.replica.read_replica_max_lag_ms),
+        probe_interval: Duration::from_millis(args.replica.read_replica_probe_interval_ms),
+    };
+    settings.check().with_context(|| format!("the read replica at {}", redact(url)))?;
+    Ok(Some(settings))
+}
+
+/// The read replica, whose probe samples the primary through `store`.
+fn start_replica(store: &Arc<dyn EventStore>, settings: ReplicaSettings) -> anyhow::Result<Arc<ReadReplica>> {
+    let (url, max_lag) = (redact(&settings.url), settings.max_lag);
+    let replica =
+        ReadReplica::start(store.clone(), settings).with_context(|| format!("starting the read replica at {url}"))?;
+    tracing::info!(replica = %url, max_lag_ms = max_lag.as_millis() as u64, "read endpoints are served by the read replica while it is fresh");
+    Ok(Arc::new(replica))
 }
 
 /// The alerting configuration the CLI names.

@@ -27,7 +27,7 @@
 mod support;
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -59,10 +59,6 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
 const DRILL_TIMEOUT: Duration = Duration::from_secs(300);
 const SAMPLE_INTERVAL_MS: u64 = 50;
 
-fn servers_sh() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/lib/servers.sh")
-}
-
 /// The private cluster; its nodes killed and its folder deleted on drop.
 struct Cluster {
     dir: String,
@@ -74,24 +70,15 @@ struct Cluster {
 impl Cluster {
     fn start() -> Self {
         let script = r#"
-            source "$0" || exit 1
             private_nats_cluster_start || exit 1
             printf '%s\n%s\n%s\n%s\n' "$PRIVATE_NATS_CLUSTER_DIR" "$PRIVATE_NATS_CLUSTER_URLS" \
               "$PRIVATE_NATS_CLUSTER_NAMES" "$PRIVATE_NATS_CLUSTER_NODE_DIRS"
         "#;
-        let output = Command::new("timeout")
-            .args(["120", "bash", "-c", script])
-            .arg(servers_sh())
-            .output()
-            .expect("run bash (timeout, from coreutils)");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            output.status.success(),
-            "could not start a private NATS cluster (nats-server is needed: apt-get install nats-server):\n{stderr}"
-        );
-        let stdout = String::from_utf8(output.stdout).unwrap();
+        let stdout = support::servers(script, &[], 120).unwrap_or_else(|stderr| {
+            panic!("could not start a private NATS cluster (nats-server is needed: apt-get install nats-server):\n{stderr}")
+        });
         let lines: Vec<&str> = stdout.lines().collect();
-        let [dir, urls, names, node_dirs] = lines[..] else { panic!("unexpected output {stdout:?}:\n{stderr}") };
+        let [dir, urls, names, node_dirs] = lines[..] else { panic!("unexpected output {stdout:?}") };
         let words = |s: &str| s.split_whitespace().map(str::to_string).collect::<Vec<_>>();
         Cluster { dir: dir.into(), urls: urls.into(), names: words(names), node_dirs: words(node_dirs) }
     }
@@ -113,25 +100,19 @@ impl Cluster {
     }
 
     fn restart(&self, node: usize) {
-        let status = Command::new("bash")
-            .args(["-c", r#"source "$0" && private_nats_node_start "$1" >/dev/null"#])
-            .arg(servers_sh())
-            .arg(&self.node_dirs[node])
-            .status()
-            .unwrap();
-        assert!(status.success(), "restarting {} failed", self.names[node]);
+        if let Err(stderr) =
+            support::servers(r#"private_nats_node_start "$1" >/dev/null"#, &[&self.node_dirs[node]], 60)
+        {
+            panic!("restarting {} failed:\n{stderr}", self.names[node]);
+        }
         eprintln!("drill: restarted {}", self.names[node]);
     }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let stopped = Command::new("bash")
-            .args(["-c", r#"source "$0" && private_nats_cluster_stop "$1""#])
-            .arg(servers_sh())
-            .arg(&self.dir)
-            .status();
-        if !matches!(stopped, Ok(s) if s.success()) || Path::new(&self.dir).exists() {
+        let stopped = support::servers(r#"private_nats_cluster_stop "$1""#, &[&self.dir], 60);
+        if stopped.is_err() || Path::new(&self.dir).exists() {
             eprintln!("could not stop and delete the private NATS cluster in {}", self.dir);
         }
     }

@@ -10,7 +10,7 @@
 mod support;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,24 +33,11 @@ const PROBE_INTERVAL_MS: &str = "200";
 /// Every wait of a drill ends by this.
 const STEP_DEADLINE: Duration = Duration::from_secs(60);
 /// Starting the pair (initdb, pg_basebackup) and every script call end by this.
-const SCRIPT_TIMEOUT_S: &str = "150";
-
-fn servers_sh() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/lib/servers.sh")
-}
+const SCRIPT_TIMEOUT_S: u32 = 150;
 
 /// Runs `script` with scripts/lib/servers.sh sourced and `args` as $1…; its stdout.
 fn servers(script: &str, args: &[&str]) -> Result<String, String> {
-    let output = Command::new("timeout")
-        .args([SCRIPT_TIMEOUT_S, "bash", "-c", &format!("source \"$0\" || exit 1\n{script}")])
-        .arg(servers_sh())
-        .args(args)
-        .output()
-        .expect("run bash (timeout, from coreutils)");
-    match output.status.success() {
-        true => Ok(String::from_utf8(output.stdout).unwrap()),
-        false => Err(String::from_utf8_lossy(&output.stderr).into_owned()),
-    }
+    support::servers(script, args, SCRIPT_TIMEOUT_S)
 }
 
 /// A private primary and its synchronous standby; both stopped and deleted on drop, also
@@ -301,15 +288,7 @@ async fn failover_under_load_loses_and_doubles_no_acknowledged_use() {
     assert_eq!(events_of.len(), acks.len(), "every use written was acknowledged (clients retried to the end)");
     for (i, id) in credit_ids.iter().enumerate() {
         let told = acks.iter().filter(|a| a.credit == i).count() as i64;
-        let credit: Value = http
-            .get(format!("{}/{id}", service.credits_url()))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let credit = support::get_json(&http, &format!("{}/{id}", service.credits_url()), &token).await;
         let remaining: Decimal = credit["remainingAmount"].to_string().parse().unwrap();
         assert_eq!(remaining, Decimal::from(CREDIT_TOTAL - told), "credit {id}: remaining = total - acknowledged uses");
     }

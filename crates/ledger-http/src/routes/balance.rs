@@ -7,6 +7,7 @@ use ledger_domain::balance::{EXPIRING_WITHIN_DAYS_DEFAULT, EXPIRING_WITHIN_DAYS_
 use ledger_domain::{balance, BalanceFilter};
 use ledger_store::balance::member_credits;
 
+use super::consistency::read;
 use super::query::{credit_type, instant, number, query_pairs, unknown, uuid};
 use crate::auth::{Read, SiteAccess};
 use crate::dto::{BalanceLineDto, MemberBalance};
@@ -31,7 +32,8 @@ pub const BALANCE_PATH: &str = "/site/{siteId}/ahds/v1/billing-credit-balance";
            ("wellnessPlanBenefitId" = Option<Uuid>, Query),
            ("wellnessPlanId" = Option<Uuid>, Query),
            ("asOf" = Option<String>, Query, description = "RFC 3339 instant or a date (midnight UTC): the balance as it stood then"),
-           ("expiringWithinDays" = Option<u32>, Query, minimum = 0, maximum = 3660, description = "Window of expiringAmount, default 30")),
+           ("expiringWithinDays" = Option<u32>, Query, minimum = 0, maximum = 3660, description = "Window of expiringAmount, default 30"),
+           ("Read-After" = Option<i64>, Header, description = "A `Ledger-Position` from one of your writes: the answer then includes that write, even when a read replica serves it (a malformed value is a 400)")),
     responses(
         (status = 200, body = MemberBalance),
         (status = 409, description = "The member has more credits than a balance sums (1000)", body = Problem,
@@ -71,7 +73,8 @@ pub async fn member_balance(
     let membership_id = membership_id.ok_or_else(|| {
         ApiError::bad_field("wellnessPlanMembershipId", "required", "wellnessPlanMembershipId names the member")
     })?;
-    let credits = member_credits(state.store.as_ref(), access.site_id, membership_id, as_of).await?;
+    let credits =
+        read(&state, &req, async |reads| member_credits(reads, access.site_id, membership_id, as_of).await).await?;
     let at = as_of.unwrap_or_else(Utc::now);
     let lines = balance(&credits, &filter, at, Duration::days(i64::from(expiring_within_days)));
     Ok(HttpResponse::Ok().json(MemberBalance {

@@ -9,6 +9,7 @@ use ledger_domain::{decide, Command, DomainError};
 use ledger_store::{commands, history, CommandMeta, Execution};
 use uuid::Uuid;
 
+use super::consistency::read;
 use super::query::{instant, parse_list_query, query_pairs, unknown};
 use super::write::{perform, Render, Reply};
 use super::{credit_id, credit_response, etag_text, if_match};
@@ -81,7 +82,8 @@ pub async fn create(
 #[utoipa::path(
     get, path = "/site/{siteId}/ahds/v1/billing-credit", tag = "Billing Credit",
     summary = "List billing credits",
-    params(("siteId" = Uuid, Path, description = "Site identifier"), super::query::ListParams),
+    params(("siteId" = Uuid, Path, description = "Site identifier"), super::query::ListParams,
+           ("Read-After" = Option<i64>, Header, description = "A `Ledger-Position` from one of your writes: the answer then includes that write, even when a read replica serves it (a malformed value is a 400)")),
     responses(
         (status = 200, description = "One page of billing credits", body = BillingCreditList),
         ReadProblems,
@@ -94,7 +96,7 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let query = parse_list_query(&req)?;
-    let page = state.store.list(access.site_id, &query).await?;
+    let page = read(&state, &req, async |reads| reads.list(access.site_id, &query).await).await?;
     Ok(HttpResponse::Ok().json(BillingCreditList {
         data: page.credits.iter().map(BillingCredit::from).collect(),
         meta: PageMeta::new(query.page, query.page_size, page.total),

@@ -5,6 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use ledger_domain::statement::EntryType;
 use ledger_store::statement::{member_entries, EntryCursor, EntryQuery, ENTRIES_LIMIT_MAX};
 
+use super::consistency::read;
 use super::query::{instant, number, query_pairs_repeating, unknown, uuid};
 use crate::auth::{Read, SiteAccess};
 use crate::dto::{EntryDto, EntryPageDto, EntryPageMeta};
@@ -26,7 +27,8 @@ pub const ENTRIES_LIMIT_DEFAULT: u32 = 20;
            ("recordedTo" = Option<String>, Query, description = "Recorded before this instant"),
            ("reference" = Option<String>, Query, description = "Only uses with this reference"),
            ("cursor" = Option<String>, Query, description = "The nextCursor of the previous page"),
-           ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 20")),
+           ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 20"),
+           ("Read-After" = Option<i64>, Header, description = "A `Ledger-Position` from one of your writes: the answer then includes that write, even when a read replica serves it (a malformed value is a 400)")),
     responses(
         (status = 200, body = EntryPageDto),
         (status = 409, description = "The member has more credits than a statement reads (1000)", body = Problem,
@@ -73,7 +75,7 @@ pub async fn member_statement(
     })?;
     let query =
         EntryQuery { membership_id, billing_credit_id, types, recorded_from, recorded_to, reference, after, limit };
-    let page = member_entries(state.store.as_ref(), access.site_id, &query).await?;
+    let page = read(&state, &req, async |reads| member_entries(reads, access.site_id, &query).await).await?;
     Ok(HttpResponse::Ok().json(EntryPageDto {
         data: page.entries.iter().map(EntryDto::from).collect(),
         meta: EntryPageMeta { next_cursor: page.next.map(|c| c.encode()), has_more: page.next.is_some() },

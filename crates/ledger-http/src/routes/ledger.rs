@@ -8,6 +8,7 @@ use ledger_domain::Command;
 use ledger_store::{commands, CommandMeta, FeedCursor, RecordedWindow, StoreError, READ_LIMIT_MAX};
 use ledger_wire::Body;
 
+use super::consistency::read;
 use super::query::{instant, number, query_pairs, unknown};
 use super::write::{perform, Render, Reply};
 use super::{credit_id, etag_text, if_match};
@@ -175,7 +176,8 @@ pub async fn consume(
     get, path = "/site/{siteId}/ahds/v1/billing-credit/{billingCreditId}/events", tag = "Audit",
     summary = "A credit's history, oldest first (needs billing-credit:audit)",
     params(("siteId" = Uuid, Path), ("billingCreditId" = Uuid, Path),
-           ("page" = Option<u32>, Query, minimum = 0, maximum = 1000000, description = "0-based"), ("pageSize" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 10")),
+           ("page" = Option<u32>, Query, minimum = 0, maximum = 1000000, description = "0-based"), ("pageSize" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 10"),
+           ("Read-After" = Option<i64>, Header, description = "A `Ledger-Position` from one of your writes: the answer then includes that write, even when a read replica serves it (a malformed value is a 400)")),
     responses(
         (status = 200, body = EventPage),
         ReadProblems,
@@ -197,9 +199,14 @@ pub async fn history(
         }
     }
     // Deleted credits keep their history: auditors read it after the tombstone too.
-    let credit = state.store.load(access.site_id, id).await?.ok_or(ApiError::NotFound)?;
     let after_version = u64::from(page) * u64::from(page_size);
-    let events = state.store.read_stream(access.site_id, id, after_version, page_size).await?;
+    let (credit, events) = read(&state, &req, async |reads| {
+        let Some(credit) = reads.load(access.site_id, id).await? else { return Ok(None) };
+        let events = reads.read_stream(access.site_id, id, after_version, page_size).await?;
+        Ok::<_, StoreError>(Some((credit, events)))
+    })
+    .await?
+    .ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(EventPage {
         data: events.iter().map(LedgerEvent::from).collect(),
         meta: PageMeta::new(page, page_size, credit.version),
@@ -212,7 +219,8 @@ pub async fn history(
     params(("siteId" = Uuid, Path), ("after" = Option<String>, Query, description = "The `next` of the previous slice; the start when absent"),
            ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "1 to 1000, default 100"),
            ("recordedFrom" = Option<String>, Query, description = "Only events recorded at or after this instant (RFC 3339)"),
-           ("recordedTo" = Option<String>, Query, description = "Only events recorded before this instant (RFC 3339)")),
+           ("recordedTo" = Option<String>, Query, description = "Only events recorded before this instant (RFC 3339)"),
+           ("Read-After" = Option<i64>, Header, description = "A `Ledger-Position` from one of your writes: the answer then includes that write, even when a read replica serves it (a malformed value is a 400)")),
     responses(
         (status = 200, body = FeedSlice),
         ReadProblems,
@@ -238,7 +246,8 @@ pub async fn site_feed(
             _ => return Err(unknown(&key)),
         }
     }
-    let page = state.store.feed_window(Some(access.site_id), window, after, limit).await?;
+    let page =
+        read(&state, &req, async |reads| reads.feed_window(Some(access.site_id), window, after, limit).await).await?;
     // The events before an unreadable one are served; the unreadable one is a 500 that
     // names it, until an operator repairs it (docs/operations.md): skipping it here
     // would hide a hole in an audit trail.

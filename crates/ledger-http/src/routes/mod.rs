@@ -10,6 +10,7 @@ use crate::problem::ApiError;
 
 pub mod alerts;
 pub mod balance;
+pub mod consistency;
 pub mod credits;
 pub mod entries;
 pub mod ledger;

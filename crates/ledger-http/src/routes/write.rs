@@ -9,6 +9,7 @@ use ledger_store::{Committed, Execution, IdempotencyKey, StoreError};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::consistency;
 use crate::problem::ApiError;
 use crate::startup::AppState;
 
@@ -81,6 +82,14 @@ fn count_appended(committed: &Committed) {
     }
 }
 
+/// The reply with the token that lets its client read this write back from a replica.
+fn with_position(reply: Reply, committed: &Committed) -> Reply {
+    match consistency::ledger_position(committed) {
+        Some(position) => reply.header(consistency::LEDGER_POSITION_HEADER, position.to_string()),
+        None => reply,
+    }
+}
+
 /// Runs `execution` and answers with `render`'s reply; with an Idempotency-Key, the
 /// first outcome for that key (success or refusal) is the outcome of every retry, and
 /// its reply is rendered the same way.
@@ -94,7 +103,7 @@ pub async fn perform(
     let Some(key) = idempotency_key(req)? else {
         let committed = state.store.execute(execution).await?;
         count_appended(&committed);
-        return Ok(render(&committed).into());
+        return Ok(with_position(render(&committed), &committed).into());
     };
     execution.meta.command_id = Some(idempotency_command_id(execution.site_id, &key));
     let mut fingerprint = Sha256::new();
@@ -117,7 +126,7 @@ pub async fn perform(
     let mut response: HttpResponse = match keyed.outcome {
         Ok(committed) => {
             count_appended(&committed);
-            render(&committed).into()
+            with_position(render(&committed), &committed).into()
         }
         Err(refused) => ApiError::from(refused).error_response(),
     };

@@ -61,7 +61,9 @@ impl AlertApp {
         // The alerter's first step places its checkpoint at the feed's end; taken here,
         // before any credit exists, so every event of the test is after it.
         store.derive_alerts(&settings.policy, chrono::Utc::now(), 10).await.unwrap();
-        let base = ledger_http::spawn(AppState { store: store.clone(), auth: Authenticator::hs256(SECRET) }).unwrap();
+        let base =
+            ledger_http::spawn(AppState { store: store.clone(), auth: Authenticator::hs256(SECRET), replica: None })
+                .unwrap();
         let site = Uuid::new_v4();
         let token = token_for(&[&site.to_string()], ALL_SCOPES, 3600);
         let admin = token_for(&[&site.to_string()], ADMIN, 3600);

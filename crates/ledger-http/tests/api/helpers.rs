@@ -41,7 +41,7 @@ impl TestApp {
     pub async fn start_with(backend: Backend, auth: Authenticator) -> Self {
         let db = TestDatabase::new(backend).await;
         let store = db.store().await;
-        let base = ledger_http::spawn(AppState { store, auth }).unwrap();
+        let base = ledger_http::spawn(AppState { store, auth, replica: None }).unwrap();
         let site = Uuid::new_v4();
         let token = token_for(&[&site.to_string()], ALL_SCOPES, 3600);
         Self { base, site, token, client: reqwest::Client::new(), db }

@@ -3,6 +3,7 @@
 mod alerts;
 mod auth;
 mod balance;
+mod consistency;
 mod credits;
 mod entries;
 mod errors;

@@ -28,7 +28,7 @@ async fn app_with_short_timeouts() -> (String, Uuid, TestDatabase) {
         body_read_timeout: Duration::from_millis(TIMEOUT_MS),
         ..Default::default()
     };
-    let state = AppState { store: db.store().await, auth: Authenticator::hs256(SECRET) };
+    let state = AppState { store: db.store().await, auth: Authenticator::hs256(SECRET), replica: None };
     let base = ledger_http::spawn_with(state, settings).unwrap();
     (base.trim_start_matches("http://").to_string(), Uuid::new_v4(), db)
 }
@@ -117,6 +117,7 @@ async fn openapi_declares_idempotency_key_on_every_write() {
             let ok = operation["responses"].as_object().unwrap().iter().find(|(code, _)| code.starts_with('2'));
             let (_, ok) = ok.unwrap_or_else(|| panic!("{method} {path} has a 2xx answer"));
             assert!(ok["headers"]["Idempotent-Replayed"].is_object(), "{method} {path} declares Idempotent-Replayed");
+            assert!(ok["headers"]["Ledger-Position"].is_object(), "{method} {path} declares Ledger-Position");
         }
     }
     assert_eq!(writes, 9, "create, replace, patch, delete, use, waste, expire, reverse, consume");

@@ -6,12 +6,14 @@
 //! - Instants are `timestamptz`, amounts `NUMERIC`, JSON `json`.
 //! - List totals come from per-site live counters kept in the write transaction.
 //! - A full replay rebuilds the projection beside the live table and swaps it in.
+//! - A streaming standby may serve the read endpoints ([`replica`]).
 
 mod commands;
 mod counts;
 mod failover;
 mod hosts;
 mod rebuild;
+pub mod replica;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -39,6 +41,7 @@ pub const ACQUIRE_TIMEOUT_MS: u64 = 5_000;
 /// Group writers working at once: one fills its group while another commits.
 pub(crate) const GROUP_WRITERS: usize = 2;
 
+#[derive(Default)]
 pub(crate) struct PgDialect {
     /// Set when the URL names several hosts (or target_session_attrs): the primary
     /// among them is followed.
@@ -292,6 +295,13 @@ impl Dialect for PgDialect {
             .map_err(StoreError::from_sqlx)?;
         let xmin: u64 = xmin.parse().map_err(|_| StoreError::Corrupt(format!("snapshot xmin {xmin:?}")))?;
         Ok(FeedCursor { txid: xmin.saturating_sub(1), position: i64::MAX })
+    }
+
+    /// The insert position, not the write position: with synchronous_commit off a commit
+    /// is acknowledged before it is written, but never before it is inserted.
+    async fn wal_position(conn: &mut PgConnection) -> Result<Option<String>, StoreError> {
+        let lsn = sqlx::query_scalar("SELECT pg_current_wal_insert_lsn()::text").fetch_one(conn).await;
+        lsn.map(Some).map_err(StoreError::from_sqlx)
     }
 
     async fn lock_key(conn: &mut PgConnection, site_id: Uuid, key: &str) -> Result<(), StoreError> {

@@ -86,6 +86,12 @@ pub(crate) trait Dialect: Send + Sync + Sized + 'static {
     /// it must not see history.
     async fn feed_end(conn: &mut Conn<Self>) -> Result<FeedCursor, StoreError>;
 
+    /// Where the write-ahead log ends now, as the database writes it, for a read
+    /// replica's lag probe; None where there are no replicas.
+    async fn wal_position(_conn: &mut Conn<Self>) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+
     /// A command's first trip: serializes writers of the credits `keys` (site, credit)
     /// until the transaction ends, in an order that cannot deadlock, then reads their
     /// rows and which of `commands` (site, command id) are stored already. A database

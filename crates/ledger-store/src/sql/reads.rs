@@ -208,4 +208,8 @@ impl<D: Dialect> Health for SqlStore<D> {
         Sql::<D>::new("SELECT 1").execute(&mut *self.read_conn().await?).await.map_err(StoreError::from_sqlx)?;
         Ok(())
     }
+
+    async fn wal_position(&self) -> Result<Option<String>, StoreError> {
+        D::wal_position(&mut *self.write_conn().await?).await
+    }
 }

@@ -9,6 +9,28 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_billing-credit-ledger");
 pub const SECRET: &str = "blackbox-secret-blackbox-secret-0123456789";
 pub const SITE: &str = "3f1c2a9e-5b7d-4c1e-9a8b-2d6e4f0a1b3c";
 
+/// Runs `script` with scripts/lib/servers.sh (the private throwaway servers) sourced and
+/// `args` as `$1`…, ended by coreutils' `timeout` after `timeout_s`: its stdout, or its
+/// stderr when it fails.
+pub fn servers(script: &str, args: &[&str], timeout_s: u32) -> Result<String, String> {
+    let servers_sh = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/lib/servers.sh");
+    let output = Command::new("timeout")
+        .args([&timeout_s.to_string(), "bash", "-c", &format!("source \"$0\" || exit 1\n{script}")])
+        .arg(servers_sh)
+        .args(args)
+        .output()
+        .expect("run bash (timeout, from coreutils)");
+    match output.status.success() {
+        true => Ok(String::from_utf8(output.stdout).unwrap()),
+        false => Err(String::from_utf8_lossy(&output.stderr).into_owned()),
+    }
+}
+
+/// GET `url` with a bearer token; its JSON body, whatever the status.
+pub async fn get_json(client: &reqwest::Client, url: &str, token: &str) -> serde_json::Value {
+    client.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap()
+}
+
 /// A running service; killed (SIGKILL) when dropped.
 pub struct Service {
     pub child: Child,
