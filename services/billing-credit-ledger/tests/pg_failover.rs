@@ -10,7 +10,6 @@
 mod support;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,6 +18,7 @@ use std::time::{Duration, Instant};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use sqlx::Connection;
+use support::pg_pair::{PgPair, Replication};
 use support::*;
 use uuid::Uuid;
 
@@ -32,76 +32,6 @@ const ACKS_AFTER_PROMOTION: usize = 40;
 const PROBE_INTERVAL_MS: &str = "200";
 /// Every wait of a drill ends by this.
 const STEP_DEADLINE: Duration = Duration::from_secs(60);
-/// Starting the pair (initdb, pg_basebackup) and every script call end by this.
-const SCRIPT_TIMEOUT_S: u32 = 150;
-
-/// Runs `script` with scripts/lib/servers.sh sourced and `args` as $1…; its stdout.
-fn servers(script: &str, args: &[&str]) -> Result<String, String> {
-    support::servers(script, args, SCRIPT_TIMEOUT_S)
-}
-
-/// A private primary and its synchronous standby; both stopped and deleted on drop, also
-/// when the test fails.
-struct Pair {
-    primary_dir: String,
-    primary_port: u16,
-    standby_dir: String,
-    standby_port: u16,
-}
-
-impl Pair {
-    fn start() -> Self {
-        let started = servers(
-            r#"if ! private_pg_pair_start; then
-                 private_pg_stop "${PRIVATE_PG_STANDBY_DIR:-}"; private_pg_stop "${PRIVATE_PG_PRIMARY_DIR:-}"; private_pg_stop
-                 exit 1
-               fi
-               printf '%s %s %s %s\n' "$PRIVATE_PG_PRIMARY_DIR" "$PRIVATE_PG_PRIMARY_PORT" \
-                 "$PRIVATE_PG_STANDBY_DIR" "$PRIVATE_PG_STANDBY_PORT""#,
-            &[],
-        )
-        .unwrap_or_else(|stderr| {
-            panic!(
-                "could not start a private PostgreSQL primary and standby (initdb and pg_basebackup are \
-                 needed: scripts/test installs them):\n{stderr}"
-            )
-        });
-        let fields: Vec<&str> = started.split_whitespace().collect();
-        let [primary_dir, primary_port, standby_dir, standby_port] = fields[..] else {
-            panic!("unexpected output {started:?}")
-        };
-        Self {
-            primary_dir: primary_dir.into(),
-            primary_port: primary_port.parse().unwrap(),
-            standby_dir: standby_dir.into(),
-            standby_port: standby_port.parse().unwrap(),
-        }
-    }
-
-    /// The service's DATABASE_URL naming these ports, in this order.
-    fn url(ports: &[u16]) -> String {
-        let hosts: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-        format!("postgres://postgres@{}/postgres?target_session_attrs=read-write&connect_timeout=2", hosts.join(","))
-    }
-
-    fn crash_primary(&self) {
-        servers(r#"private_pg_crash "$1""#, &[&self.primary_dir]).expect("crash the primary");
-    }
-
-    fn promote_standby(&self) {
-        servers(r#"private_pg_promote "$1""#, &[&self.standby_dir]).expect("promote the standby");
-    }
-}
-
-impl Drop for Pair {
-    fn drop(&mut self) {
-        for dir in [&self.primary_dir, &self.standby_dir] {
-            if servers(r#"private_pg_stop "$1""#, &[dir]).is_err() || Path::new(dir).exists() {
-                eprintln!("could not stop and delete the private cluster in {dir}");
-            }
-        }
-    }
-}
 
 /// One use a client was told of (2xx): the attempt that succeeded was sent at `sent`.
 struct Ack {
@@ -207,8 +137,8 @@ fn millis(d: Duration) -> u128 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failover_under_load_loses_and_doubles_no_acknowledged_use() {
-    let pair = Pair::start();
-    let url = Pair::url(&[pair.primary_port, pair.standby_port]);
+    let pair = PgPair::start(Replication::Synchronous);
+    let url = PgPair::url(&[pair.primary_port, pair.standby_port]);
     let service = start(&url, &[("DB_FAILOVER_PROBE_INTERVAL_MS", PROBE_INTERVAL_MS)]).await;
     let token = mint_token(&["billing-credit:read", "billing-credit:write"]);
     let http = reqwest::Client::new();
@@ -267,7 +197,7 @@ async fn failover_under_load_loses_and_doubles_no_acknowledged_use() {
 
     // What the clients were told, against the new primary.
     let acks = std::mem::take(&mut *log.acks.lock().unwrap());
-    let mut conn = sqlx::PgConnection::connect(&Pair::url(&[pair.standby_port])).await.unwrap();
+    let mut conn = sqlx::PgConnection::connect(&PgPair::url(&[pair.standby_port])).await.unwrap();
     let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()").fetch_one(&mut conn).await.unwrap();
     assert!(!in_recovery, "the promoted standby is the primary");
     let rows: Vec<(Option<Uuid>, Uuid)> =
@@ -313,16 +243,16 @@ async fn failover_under_load_loses_and_doubles_no_acknowledged_use() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_first_is_passed_over_and_standbys_alone_are_not_ready() {
-    let pair = Pair::start();
+    let pair = PgPair::start(Replication::Synchronous);
     let token = mint_token(&["billing-credit:read", "billing-credit:write"]);
     let http = reqwest::Client::new();
 
     // The standby first: the service takes the primary behind it.
-    let both = start(&Pair::url(&[pair.standby_port, pair.primary_port]), &[]).await;
+    let both = start(&PgPair::url(&[pair.standby_port, pair.primary_port]), &[]).await;
     assert_eq!(create_credit(&http, &both, &token).await.status(), 201, "writes go to the primary");
 
     // Only the standby (named twice, a list of standbys): up, but not ready, and 503.
-    let standbys = Pair::url(&[pair.standby_port, pair.standby_port]);
+    let standbys = PgPair::url(&[pair.standby_port, pair.standby_port]);
     let mut waiting = spawn(&standbys, &[("DB_FAILOVER_PROBE_INTERVAL_MS", PROBE_INTERVAL_MS)], &[], Stdio::inherit());
     wait_until("the standby-only service answers /readyz", || async { readyz(&http, &waiting).await.is_some() }).await;
     let ready = http.get(format!("{}/readyz", waiting.base)).send().await.unwrap();

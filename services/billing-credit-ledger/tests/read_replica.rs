@@ -8,93 +8,19 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ledger_store::testing::TestDatabase;
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection};
+use support::pg_pair::{PgPair, Replication};
 use support::*;
 
 const MAX_LAG_MS: u64 = 5_000;
 const PROBE_INTERVAL_MS: u64 = 100;
 /// The longest any wait of this test lasts.
 const WAIT_DEADLINE: Duration = Duration::from_secs(60);
-
-fn servers_sh() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/lib/servers.sh")
-}
-
-/// A private primary and its asynchronous streaming standby; stopped and deleted on drop,
-/// also when the test fails.
-struct PgPair {
-    primary_dir: String,
-    standby_dir: String,
-    primary_port: u16,
-    standby_port: u16,
-}
-
-impl PgPair {
-    fn start() -> Self {
-        let script = r#"
-            source "$0" || exit 1
-            private_pg_pair_start --async || {
-              status=$?
-              private_pg_stop "${PRIVATE_PG_STANDBY_DIR:-}"; private_pg_stop "${PRIVATE_PG_PRIMARY_DIR:-}"; private_pg_stop
-              exit $status
-            }
-            printf '%s %s %s %s\n' "$PRIVATE_PG_PRIMARY_DIR" "$PRIVATE_PG_PRIMARY_PORT" \
-              "$PRIVATE_PG_STANDBY_DIR" "$PRIVATE_PG_STANDBY_PORT"
-        "#;
-        let output = Command::new("timeout")
-            .args(["150", "bash", "-c", script])
-            .arg(servers_sh())
-            .output()
-            .expect("run bash (timeout, from coreutils)");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            output.status.success(),
-            "could not start a private primary and standby (initdb and pg_basebackup are needed: \
-             scripts/test installs them, or apt-get install postgresql):\n{stderr}"
-        );
-        let stdout = String::from_utf8(output.stdout).unwrap();
-        let fields: Vec<&str> = stdout.split_whitespace().collect();
-        let [primary_dir, primary_port, standby_dir, standby_port] = fields[..] else {
-            panic!("unexpected output {stdout:?}, stderr:\n{stderr}")
-        };
-        Self {
-            primary_dir: primary_dir.into(),
-            standby_dir: standby_dir.into(),
-            primary_port: primary_port.parse().unwrap(),
-            standby_port: standby_port.parse().unwrap(),
-        }
-    }
-
-    fn primary_url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.primary_port)
-    }
-
-    fn standby_url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.standby_port)
-    }
-}
-
-/// Stops the private cluster in `dir` and deletes it (nothing if it is gone already).
-fn stop_cluster(dir: &str) {
-    let stopped =
-        Command::new("bash").args(["-c", r#"source "$0" && private_pg_stop "$1""#]).arg(servers_sh()).arg(dir).status();
-    if !matches!(stopped, Ok(s) if s.success()) || Path::new(dir).exists() {
-        eprintln!("could not stop and delete the private cluster in {dir}");
-    }
-}
-
-impl Drop for PgPair {
-    fn drop(&mut self) {
-        stop_cluster(&self.standby_dir);
-        stop_cluster(&self.primary_dir);
-    }
-}
 
 /// The test's client: one token for reading, writing and auditing.
 struct Client {
@@ -174,7 +100,7 @@ async fn connect(url: &str) -> PgConnection {
 
 #[tokio::test]
 async fn reads_use_the_standby_within_the_lag_bound_and_writers_read_their_writes() {
-    let pair = PgPair::start();
+    let pair = PgPair::start(Replication::Asynchronous);
     let max_lag = Duration::from_millis(MAX_LAG_MS);
     let service = start(
         &pair.primary_url(),
@@ -324,7 +250,7 @@ async fn reads_use_the_standby_within_the_lag_bound_and_writers_read_their_write
         assert!(Instant::now() < deadline, "the second service never read from the replica");
     }
     drop(standby);
-    stop_cluster(&pair.standby_dir);
+    pair.stop_standby();
     let stopped = Instant::now();
     for service in [&slow, &client] {
         let primary_before = service.reads_served_by("primary").await;

@@ -1,6 +1,8 @@
 //! Starting the built binary and talking to it.
 #![allow(dead_code)]
 
+pub mod pg_pair;
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
