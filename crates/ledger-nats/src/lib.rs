@@ -52,8 +52,11 @@ pub const KV_BUCKET_DEFAULT: &str = "billing_credit_ledger";
 /// The actor of a command that names none.
 pub const ACTOR_DEFAULT: &str = "nats:wellness-plan-engine";
 
-/// Messages taken per pull.
-pub const BATCH_MESSAGES_DEFAULT: usize = 100;
+/// Messages taken per pull, committed as one group. Measured by scripts/bench (20,000
+/// queued uses): 100 drained about 2,950 commands/s, 500 about 3,970, 1,000 about 4,320.
+/// The cost: a command waits for its whole batch (about a quarter of a second at 1,000),
+/// and a REST command on a credit of the batch waits as long for its lock.
+pub const BATCH_MESSAGES_DEFAULT: usize = 1_000;
 /// Delivered but unacknowledged messages across all replicas (JetStream max_ack_pending).
 pub const ACK_PENDING_MESSAGES_MAX_DEFAULT: i64 = 1_000;
 /// How long JetStream waits for an ack before redelivering.
