@@ -30,19 +30,22 @@ pub async fn member_credits(
     membership_id: Uuid,
     as_of: Option<DateTime<Utc>>,
 ) -> Result<Vec<Credit>, MemberCreditsError> {
-    // Now, the live credits; as of a past instant, also those deleted since.
-    let tombstones = if as_of.is_some() { Tombstones::Included } else { Tombstones::Excluded };
-    let ids = store.membership_credit_ids(site_id, membership_id, tombstones).await?;
+    let Some(at) = as_of else {
+        // Now: the live projections, in one query (one more than allowed, to tell).
+        let credits = store.membership_credits(site_id, membership_id, MEMBER_CREDITS_MAX as u32 + 1).await?;
+        if credits.len() > MEMBER_CREDITS_MAX {
+            return Err(MemberCreditsError::TooMany);
+        }
+        return Ok(credits);
+    };
+    // As of a past instant: each credit folded from its events, those deleted since too.
+    let ids = store.membership_credit_ids(site_id, membership_id, Tombstones::Included).await?;
     if ids.len() > MEMBER_CREDITS_MAX {
         return Err(MemberCreditsError::TooMany);
     }
     let mut credits = Vec::with_capacity(ids.len());
     for id in ids {
-        let credit = match as_of {
-            None => store.load(site_id, id).await?.filter(|c| !c.deleted),
-            Some(at) => history::as_of(store, site_id, id, at).await?,
-        };
-        credits.extend(credit);
+        credits.extend(history::as_of(store, site_id, id, at).await?);
     }
     Ok(credits)
 }

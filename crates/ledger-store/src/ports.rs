@@ -105,6 +105,15 @@ pub trait Reads: Send + Sync {
         membership_id: Uuid,
         tombstones: Tombstones,
     ) -> Result<Vec<Uuid>, StoreError>;
+
+    /// The live credits of one membership in a site, oldest first, at most `limit`: one
+    /// query where `membership_credit_ids` and a `load` each would take one per credit.
+    async fn membership_credits(
+        &self,
+        site_id: Uuid,
+        membership_id: Uuid,
+        limit: u32,
+    ) -> Result<Vec<Credit>, StoreError>;
 }
 
 #[async_trait]

@@ -74,6 +74,30 @@ impl<D: Dialect> Reads for SqlStore<D> {
         let rows = q.fetch_all(&mut *self.read_conn().await?).await.map_err(StoreError::from_sqlx)?;
         rows.iter().map(|r| D::Db::uuid(r, "billing_credit_id")).collect()
     }
+
+    async fn membership_credits(
+        &self,
+        site_id: Uuid,
+        membership_id: Uuid,
+        limit: u32,
+    ) -> Result<Vec<Credit>, StoreError> {
+        let mut q = Sql::<D>::new(format!(
+            "SELECT billing_credit_id, {} FROM billing_credits WHERE site_id = ",
+            D::STATE_COLUMN
+        ));
+        q.uuid(site_id)
+            .push(" AND wellness_plan_membership_id = ")
+            .uuid(membership_id)
+            .push(" AND NOT deleted ORDER BY created_at, billing_credit_id LIMIT ")
+            .i64(i64::from(limit));
+        let rows = q.fetch_all(&mut *self.read_conn().await?).await.map_err(StoreError::from_sqlx)?;
+        rows.iter()
+            .map(|r| {
+                let id = D::Db::uuid(r, "billing_credit_id")?;
+                rows::state::<D>(r).map_err(|e| rows::of_credit(e, site_id, id))
+            })
+            .collect()
+    }
 }
 
 #[async_trait]
