@@ -74,18 +74,19 @@ impl Client {
 
     /// Reads counted so far with `reason`, from /metrics.
     async fn reads_with_reason(&self, reason: &str) -> u64 {
-        let text = self.http.get(format!("{}/metrics", self.base)).send().await.unwrap().text().await.unwrap();
-        text.lines()
-            .filter(|l| l.starts_with("ledger_reads_total{") && l.contains(&format!("reason=\"{reason}\"")))
-            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap() as u64)
-            .sum()
+        self.reads_labelled("reason", reason).await
     }
 
     /// Reads served so far by `pool` (`replica` or `primary`), from /metrics.
     async fn reads_served_by(&self, pool: &str) -> u64 {
+        self.reads_labelled("pool", pool).await
+    }
+
+    /// The sum of the `ledger_reads_total` series whose `label` is `value`.
+    async fn reads_labelled(&self, label: &str, value: &str) -> u64 {
         let text = self.http.get(format!("{}/metrics", self.base)).send().await.unwrap().text().await.unwrap();
         text.lines()
-            .filter(|l| l.starts_with("ledger_reads_total{") && l.contains(&format!("pool=\"{pool}\"")))
+            .filter(|l| l.starts_with("ledger_reads_total{") && l.contains(&format!("{label}=\"{value}\"")))
             .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap() as u64)
             .sum()
     }
