@@ -116,7 +116,7 @@ pub struct Reversible {
 }
 
 /// One billing credit as its events have made it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Credit {
     pub site_id: Uuid,
@@ -135,7 +135,10 @@ pub struct Credit {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Uses and wastes that can still be reversed, by event id, with what is left of each.
-    #[serde(default)]
+    /// Kept while folding, never stored with the credit: it grows with every use, and a
+    /// stored credit is read and written whole by every command. A store restores the
+    /// one entry a reversal needs from the events ([`Credit::restore_reversible`]).
+    #[serde(skip)]
     pub reversible: BTreeMap<Uuid, Reversible>,
 }
 
@@ -209,7 +212,8 @@ pub fn evolve(state: Option<Credit>, event: &Event, at: &EventPosition) -> Credi
         (None, other) => panic!("stream starts with {} instead of CreditIssued", other.event_type()),
         (Some(_), Event::CreditIssued(_)) => panic!("CreditIssued on an existing stream"),
         (Some(mut credit), event) => {
-            apply_change(&mut credit, event, at.event_id);
+            apply_change(&mut credit, event);
+            track_reversible(&mut credit.reversible, event, at.event_id);
             credit
         }
     };
@@ -218,25 +222,13 @@ pub fn evolve(state: Option<Credit>, event: &Event, at: &EventPosition) -> Credi
     credit
 }
 
-fn apply_change(credit: &mut Credit, event: &Event, event_id: Uuid) {
+fn apply_change(credit: &mut Credit, event: &Event) {
     match event {
         Event::CreditIssued(_) => unreachable!("handled by evolve"),
-        Event::CreditUsed(used) => {
-            credit.used_amount += used.amount;
-            credit.reversible.insert(event_id, Reversible { movement: Movement::Use, amount_left: used.amount });
-        }
-        Event::CreditUseReversed(reversed) => {
-            credit.used_amount -= reversed.amount;
-            consume_reversible(credit, reversed.reverses, reversed.amount);
-        }
-        Event::CreditWasted(wasted) => {
-            credit.wasted_amount += wasted.amount;
-            credit.reversible.insert(event_id, Reversible { movement: Movement::Waste, amount_left: wasted.amount });
-        }
-        Event::CreditWasteReversed(reversed) => {
-            credit.wasted_amount -= reversed.amount;
-            consume_reversible(credit, reversed.reverses, reversed.amount);
-        }
+        Event::CreditUsed(used) => credit.used_amount += used.amount,
+        Event::CreditUseReversed(reversed) => credit.used_amount -= reversed.amount,
+        Event::CreditWasted(wasted) => credit.wasted_amount += wasted.amount,
+        Event::CreditWasteReversed(reversed) => credit.wasted_amount -= reversed.amount,
         Event::CreditExpired(expired) => {
             credit.wasted_amount += expired.amount;
             credit.expired = true;
@@ -249,12 +241,84 @@ fn apply_change(credit: &mut Credit, event: &Event, event_id: Uuid) {
     }
 }
 
-fn consume_reversible(credit: &mut Credit, reverses: Option<Uuid>, amount: Decimal) {
+/// What `event` (stored as `event_id`) does to the reversible movements.
+fn track_reversible(reversible: &mut BTreeMap<Uuid, Reversible>, event: &Event, event_id: Uuid) {
+    let (reverses, amount) = match event {
+        Event::CreditUsed(used) => {
+            reversible.insert(event_id, Reversible { movement: Movement::Use, amount_left: used.amount });
+            return;
+        }
+        Event::CreditWasted(wasted) => {
+            reversible.insert(event_id, Reversible { movement: Movement::Waste, amount_left: wasted.amount });
+            return;
+        }
+        Event::CreditUseReversed(reversed) | Event::CreditWasteReversed(reversed) => {
+            (reversed.reverses, reversed.amount)
+        }
+        _ => return,
+    };
     let Some(target) = reverses else { return };
-    if let Some(entry) = credit.reversible.get_mut(&target) {
+    if let Some(entry) = reversible.get_mut(&target) {
         entry.amount_left -= amount;
         if entry.amount_left.is_zero() {
-            credit.reversible.remove(&target);
+            reversible.remove(&target);
         }
+    }
+}
+
+/// Equal as stored: in everything but the reversible movements, which are bookkeeping
+/// for deciding a reversal, not stored (a folded credit equals its stored row).
+impl PartialEq for Credit {
+    fn eq(&self, other: &Credit) -> bool {
+        // Destructured so that a new field is compared, or left out, on purpose.
+        let Credit {
+            site_id,
+            billing_credit_id,
+            details,
+            total_amount,
+            used_amount,
+            wasted_amount,
+            is_active,
+            expired,
+            deleted,
+            version,
+            created_at,
+            updated_at,
+            reversible: _,
+        } = self;
+        (site_id, billing_credit_id, details, total_amount, used_amount, wasted_amount)
+            == (
+                &other.site_id,
+                &other.billing_credit_id,
+                &other.details,
+                &other.total_amount,
+                &other.used_amount,
+                &other.wasted_amount,
+            )
+            && (is_active, expired, deleted, version, created_at, updated_at)
+                == (
+                    &other.is_active,
+                    &other.expired,
+                    &other.deleted,
+                    &other.version,
+                    &other.created_at,
+                    &other.updated_at,
+                )
+    }
+}
+
+impl Credit {
+    /// Restores what is left to reverse of the event `target` from the credit's events
+    /// (at least `target` itself and every reversal, in stream order; others are
+    /// ignored), as folding them would have left it.
+    pub fn restore_reversible<'a>(&mut self, target: Uuid, history: impl IntoIterator<Item = (Uuid, &'a Event)>) {
+        let mut reversible = BTreeMap::new();
+        for (event_id, event) in history {
+            track_reversible(&mut reversible, event, event_id);
+        }
+        match reversible.remove(&target) {
+            Some(entry) => self.reversible.insert(target, entry),
+            None => self.reversible.remove(&target),
+        };
     }
 }

@@ -327,6 +327,59 @@ fn reversing_more_than_the_use_moved_is_refused() {
     );
 }
 
+/// The credit as a store keeps it (its JSON), then restored for a reversal of `target`
+/// from the stream's events, as a store does under the credit's lock.
+fn stored_then_restored(past: &[Event], target: Uuid) -> Credit {
+    let folded = given(past).unwrap();
+    let mut stored: Credit = serde_json::from_str(&serde_json::to_string(&folded).unwrap()).unwrap();
+    assert!(stored.reversible.is_empty(), "the stored credit carries no reversible movements");
+    assert_eq!(stored, folded, "equal as stored");
+    let history: Vec<(Uuid, &Event)> = past.iter().enumerate().map(|(i, e)| (event_id(i as u64 + 1), e)).collect();
+    stored.restore_reversible(target, history);
+    stored
+}
+
+#[test]
+fn a_stored_credit_does_not_grow_with_its_uses() {
+    let mut past = vec![issued(visits("1000"))];
+    let size = |past: &[Event]| serde_json::to_string(&given(past).unwrap()).unwrap().len();
+    let after_one = {
+        past.push(used("1"));
+        size(&past)
+    };
+    past.extend((0..200).map(|_| used("1")));
+    assert_eq!(size(&past), after_one + 4, "only usedAmount (1 to 201) and version (2 to 202) grow");
+}
+
+#[test]
+fn a_reversal_decides_alike_on_a_restored_credit() {
+    let past = [
+        issued(visits("5")),
+        used("2"),
+        wasted("1"),
+        Event::CreditUseReversed(Reversal { amount: d("1"), reverses: Some(event_id(2)), reason: None }),
+        used("1"),
+    ];
+    let folded = given(&past).unwrap();
+    for (target, amount) in [(event_id(2), None), (event_id(2), Some(d("2"))), (event_id(3), None), (event_id(1), None)]
+    {
+        let reverse = Command::Reverse { event_id: target, amount, reason: None };
+        let restored = stored_then_restored(&past, target);
+        assert_eq!(restored.reversible.get(&target), folded.reversible.get(&target), "{target}");
+        assert_eq!(decide(Some(&restored), &reverse, now()), decide(Some(&folded), &reverse, now()), "{target}");
+    }
+    let fully = [
+        issued(visits("3")),
+        used("2"),
+        Event::CreditUseReversed(Reversal { amount: d("2"), reverses: Some(event_id(2)), reason: None }),
+    ];
+    let reverse = Command::Reverse { event_id: event_id(2), amount: None, reason: None };
+    assert_eq!(
+        decide(Some(&stored_then_restored(&fully, event_id(2))), &reverse, now()),
+        Err(DomainError::NotReversible { event_id: event_id(2) })
+    );
+}
+
 #[test]
 fn reversing_an_event_that_is_not_a_use_or_waste_is_refused() {
     let reverse = Command::Reverse { event_id: event_id(1), amount: None, reason: None };

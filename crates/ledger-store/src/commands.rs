@@ -20,10 +20,15 @@ pub fn command_execution(
     expected_version: Option<u64>,
 ) -> Execution {
     let now = meta.occurred_at;
+    let reverses = match &command {
+        Command::Reverse { event_id, .. } => Some(*event_id),
+        _ => None,
+    };
     Execution {
         site_id,
         billing_credit_ids: vec![billing_credit_id],
         meta,
+        reverses,
         decide: Box::new(move |states| {
             let credit = states[0].as_ref();
             if let (Some(expected), Some(credit)) = (expected_version, credit.filter(|c| !c.deleted)) {
@@ -63,6 +68,7 @@ pub fn consume_execution(site_id: Uuid, ids: Vec<Uuid>, request: ConsumeRequest,
         site_id,
         billing_credit_ids: ids,
         meta,
+        reverses: None,
         decide: Box::new(move |states| {
             let credits: Vec<Credit> = states.iter().flatten().cloned().collect();
             let (_, decided) = decide_consume(&credits, &request, now)?;

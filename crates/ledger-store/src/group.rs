@@ -272,6 +272,17 @@ pub(crate) fn group_commands(executions: &[Execution]) -> Vec<(Uuid, Uuid)> {
     executions.iter().filter_map(|e| e.meta.command_id.map(|c| (e.site_id, c))).collect()
 }
 
+/// The (site, credit, event) of each reversal the group carries.
+pub(crate) fn group_reversals(executions: &[Execution]) -> Vec<(Uuid, Uuid, Uuid)> {
+    executions.iter().filter_map(reversal).collect()
+}
+
+/// The (site, credit, event) an execution reverses, if it is a reversal.
+pub(crate) fn reversal(execution: &Execution) -> Option<(Uuid, Uuid, Uuid)> {
+    let credit = execution.billing_credit_ids.first()?;
+    execution.reverses.map(|event| (execution.site_id, *credit, event))
+}
+
 /// Decides every command of the group in arrival order, each against the credits as
 /// the commands before it left them. Pure: no IO.
 ///

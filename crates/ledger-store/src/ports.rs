@@ -26,6 +26,9 @@ pub struct Execution {
     pub site_id: Uuid,
     pub billing_credit_ids: Vec<Uuid>,
     pub meta: CommandMeta,
+    /// The event a reversal undoes, on the first credit: what is left of it is restored
+    /// on the loaded credit before deciding (stored credits do not carry it).
+    pub reverses: Option<Uuid>,
     pub decide: Decider,
 }
 

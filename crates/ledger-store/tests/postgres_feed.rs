@@ -141,6 +141,7 @@ async fn each_credits_versions_come_in_order_under_multi_credit_writers() {
                             site_id: site,
                             billing_credit_ids: if a == b { vec![a] } else { pair },
                             meta: meta(),
+                            reverses: None,
                             decide: Box::new(move |states| {
                                 let mut out = vec![(a, decide(states[0].as_ref(), &use_("1"), now)?)];
                                 if a != b {

@@ -260,6 +260,7 @@ async fn one_execution_appends_to_several_streams_atomically(backend: Backend) {
         site_id: site,
         billing_credit_ids: vec![a, b],
         meta: meta(),
+        reverses: None,
         decide: Box::new(move |states| {
             Ok(vec![
                 (a, decide(states[0].as_ref(), &use_(amount_a), now)?),

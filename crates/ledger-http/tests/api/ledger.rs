@@ -108,6 +108,20 @@ async fn use_waste_expire_reverse_and_their_refusals(backend: Backend) {
         "event-not-reversible",
     )
     .await;
+    // What is left of the use is restored from its events (the stored credit does not
+    // carry it): the rest of it can be reversed once, and then nothing more.
+    let rest: Value = op(&app, &id, "reverse", json!({ "eventId": use_event })).await.json().await.unwrap();
+    assert_eq!(rest["events"][0]["amount"], 1, "{rest}");
+    assert_eq!(rest["billingCredit"]["usedAmount"], 0);
+    assert_problem(
+        op(&app, &id, "reverse", json!({ "eventId": use_event })).await,
+        422,
+        "eventId",
+        "event-not-reversible",
+    )
+    .await;
+    let again: Value = op(&app, &id, "use", json!({ "amount": 1, "reference": "visit-2" })).await.json().await.unwrap();
+    assert_eq!(again["billingCredit"]["usedAmount"], 1, "as before the full reversal: {again}");
 
     let stale = app
         .request(Method::POST, &format!("{}/use", app.credit_url(&id)))

@@ -1,4 +1,21 @@
-//! A command in four round trips: BEGIN, [`lock_and_load`], [`write`], COMMIT.
+//! A command in four round trips: BEGIN with the credits' locks ([`begin_locking`]),
+//! [`load`], [`write`], COMMIT.
+//!
+//! The locks are advisory, not FOR UPDATE: a row lock gives the transaction its id at
+//! once, and a transaction that then waits for another credit would commit that credit's
+//! next version under an older id than its previous one, out of order in the feed (which
+//! reads in txid order). Advisory locks assign no id: it comes with the first insert,
+//! after every lock is held. They are taken in one fixed order (keys sorted), so two
+//! commands over the same credits cannot deadlock, on the key
+//! `hashtextextended('<site>/<credit>', 0)` that every version of the ledger uses, so
+//! replicas of two versions still exclude each other during a rolling upgrade.
+//!
+//! The locks ride with BEGIN in one simple-query message (the keys are ids written as
+//! literals, nothing a caller types), and the load is a statement of its own: in READ
+//! COMMITTED each statement reads on a snapshot taken when it starts, so the load sees
+//! whatever the previous holders of the locks committed. (Migration 0006's
+//! `ledger_lock_and_load` did both in one plpgsql call, which cost more than the trip
+//! it saved.)
 //!
 //! Each statement's text is fixed whatever the size of the group, with its rows bound
 //! as arrays and unnested in SQL, so every connection prepares it once and keeps it.
@@ -15,15 +32,57 @@ use crate::model::{FeedCursor, RecordedEvent};
 use crate::prepare::{PreparedCredit, PreparedEvent};
 use crate::sql::{rows, Dialect, Locked, WriteError};
 
-/// Locks the credits, reads them and the applied commands (migration 0006).
-pub(super) async fn lock_and_load(
+/// The lock keys' texts, `<site>/<credit>`, sorted (uuids order as their bytes do, in
+/// Rust and in Postgres alike) and without repeats.
+fn lock_texts(keys: &[(Uuid, Uuid)]) -> Vec<String> {
+    let mut keys = keys.to_vec();
+    keys.sort_unstable();
+    keys.dedup();
+    keys.iter().map(|(site, credit)| format!("{site}/{credit}")).collect()
+}
+
+/// BEGIN and the credits' locks, as one simple query.
+pub(super) fn begin_locking(keys: &[(Uuid, Uuid)]) -> String {
+    if keys.is_empty() {
+        return PgDialect::BEGIN_WRITE.to_string();
+    }
+    // An array literal of ids and slashes: nothing in it needs quoting.
+    format!(
+        "{}; SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest('{{{}}}'::text[]) AS k",
+        PgDialect::BEGIN_WRITE,
+        lock_texts(keys).join(",")
+    )
+}
+
+/// The credits' locks, inside a transaction already begun.
+pub(super) async fn lock(conn: &mut PgConnection, keys: &[(Uuid, Uuid)]) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k")
+        .bind(lock_texts(keys))
+        .execute(conn)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+    Ok(())
+}
+
+/// The credits' rows, then the command ids already applied (command_id set).
+const LOAD: &str = "\
+SELECT b.site_id, b.billing_credit_id, b.state::text AS state, b.last_hash, NULL::uuid AS command_id
+  FROM billing_credits b
+ WHERE (b.site_id, b.billing_credit_id) IN (SELECT * FROM unnest($1::uuid[], $2::uuid[]))
+UNION ALL
+SELECT DISTINCT e.site_id, NULL::uuid, NULL::text, NULL::bytea, e.command_id
+  FROM events e
+ WHERE (e.site_id, e.command_id) IN (SELECT * FROM unnest($3::uuid[], $4::uuid[]))";
+
+/// Reads the locked credits and which of `commands` are applied already.
+pub(super) async fn load(
     conn: &mut PgConnection,
     keys: &[(Uuid, Uuid)],
     commands: &[(Uuid, Uuid)],
 ) -> Result<Locked, StoreError> {
     let (sites, ids): (Vec<Uuid>, Vec<Uuid>) = keys.iter().copied().unzip();
     let (command_sites, command_ids): (Vec<Uuid>, Vec<Uuid>) = commands.iter().copied().unzip();
-    let found = sqlx::query("SELECT * FROM ledger_lock_and_load($1, $2, $3, $4)")
+    let found = sqlx::query(LOAD)
         .bind(&sites)
         .bind(&ids)
         .bind(&command_sites)

@@ -15,6 +15,7 @@ mod hosts;
 mod rebuild;
 pub mod replica;
 
+use std::borrow::Cow;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -253,12 +254,20 @@ impl Dialect for PgDialect {
         ]
     }
 
-    async fn lock_and_load(
+    fn begin_locking(keys: &[(Uuid, Uuid)]) -> Cow<'static, str> {
+        commands::begin_locking(keys).into()
+    }
+
+    async fn lock(conn: &mut PgConnection, keys: &[(Uuid, Uuid)]) -> Result<(), StoreError> {
+        commands::lock(conn, keys).await
+    }
+
+    async fn load(
         conn: &mut PgConnection,
         keys: &[(Uuid, Uuid)],
         commands: &[(Uuid, Uuid)],
     ) -> Result<Locked, StoreError> {
-        commands::lock_and_load(conn, keys, commands).await
+        commands::load(conn, keys, commands).await
     }
 
     async fn write(

@@ -21,6 +21,9 @@ use crate::error::StoreError;
 use crate::model::{FeedCursor, StoredEvent};
 use crate::ports::Alerts;
 
+/// Members whose credits (or alert state) one statement reads.
+const MEMBERS_PER_STATEMENT_MAX: usize = 500;
+
 pub(super) fn sqlx_err(e: sqlx::Error) -> StoreError {
     StoreError::from_sqlx(e)
 }
@@ -98,6 +101,9 @@ impl<D: Dialect> SqlStore<D> {
         let next = events.last().map(|last| last.as_ref().map_or_else(|u| u.cursor, |e| e.cursor));
 
         let members = Self::members_touched(conn, &events).await?;
+        let keys: Vec<(Uuid, Uuid)> = members.keys().copied().collect();
+        let mut credits_of = Self::members_credits(conn, &keys).await?;
+        let mut past_of = Self::members_alert_state(conn, &keys).await?;
         let mut site_settings: BTreeMap<Uuid, AlertSettings> = BTreeMap::new();
         let mut transitions = vec![];
         for ((site_id, member), touch) in members {
@@ -105,14 +111,93 @@ impl<D: Dialect> SqlStore<D> {
                 entry.insert(Self::settings_in(conn, site_id).await?.unwrap_or_default());
             }
             let settings = &site_settings[&site_id];
+            let Some(credits) = credits_of.remove(&(site_id, member)).unwrap_or(Some(vec![])) else {
+                // The balance read model refuses such a member too: a partial sum would be wrong.
+                tracing::warn!(%site_id, %member, "member has more than {MEMBER_CREDITS_MAX} credits: no balance alerts");
+                continue;
+            };
+            let lines = balance(&credits, &BalanceFilter::default(), now, Duration::zero());
+            let past = past_of.remove(&(site_id, member)).unwrap_or_default();
             let (_, event_id) = touch.latest;
             for transition in
-                Self::member_transitions(conn, site_id, member, &touch.left, settings, policy, now).await?
+                crate::alerts::transitions(&lines, &past, &touch.left, |unit| settings.low_threshold(unit, policy))
             {
                 transitions.push((site_id, member, event_id, transition));
             }
         }
         Ok(Some(StepPlan { after, next, events: events.len(), transitions }))
+    }
+
+    /// The live credits of each member (site, member), a statement per chunk of
+    /// members; None for a member with more than MEMBER_CREDITS_MAX of them. A chunk
+    /// whose rows reach the statement's bound is read again member by member, so one
+    /// member with very many credits neither hides another's nor fills memory.
+    async fn members_credits(
+        conn: &mut Conn<D>,
+        members: &[(Uuid, Uuid)],
+    ) -> Result<BTreeMap<(Uuid, Uuid), Option<Vec<Credit>>>, StoreError> {
+        let mut found: BTreeMap<(Uuid, Uuid), Option<Vec<Credit>>> = BTreeMap::new();
+        for chunk in members.chunks(super::store::rows_per_statement::<D>(2).min(MEMBERS_PER_STATEMENT_MAX)) {
+            let rows_max = chunk.len() * (MEMBER_CREDITS_MAX + 1);
+            let mut q = Sql::<D>::new(format!(
+                "SELECT {}, site_id, billing_credit_id FROM billing_credits WHERE NOT deleted AND ",
+                D::STATE_COLUMN
+            ));
+            q.pairs(("site_id", "wellness_plan_membership_id"), chunk).push(" LIMIT ").i64(rows_max as i64);
+            let rows = q.fetch_all(conn).await.map_err(sqlx_err)?;
+            if rows.len() < rows_max {
+                let mut grouped: BTreeMap<(Uuid, Uuid), Vec<Credit>> = BTreeMap::new();
+                for row in &rows {
+                    let credit = rows::listed_state::<D>(row, None)?;
+                    let Some(member) = credit.details.wellness_plan_membership_id else { continue };
+                    grouped.entry((credit.site_id, member)).or_default().push(credit);
+                }
+                found.extend(
+                    grouped
+                        .into_iter()
+                        .map(|(k, credits)| (k, (credits.len() <= MEMBER_CREDITS_MAX).then_some(credits))),
+                );
+                continue;
+            }
+            for &(site_id, member) in chunk {
+                let mut q = Sql::<D>::new(format!(
+                    "SELECT {}, billing_credit_id FROM billing_credits WHERE site_id = ",
+                    D::STATE_COLUMN
+                ));
+                q.uuid(site_id)
+                    .push(" AND wellness_plan_membership_id = ")
+                    .uuid(member)
+                    .push(" AND NOT deleted LIMIT ");
+                q.i64(MEMBER_CREDITS_MAX as i64 + 1);
+                let rows = q.fetch_all(conn).await.map_err(sqlx_err)?;
+                let credits = (rows.len() <= MEMBER_CREDITS_MAX)
+                    .then(|| rows.iter().map(|row| rows::listed_state::<D>(row, Some(site_id))).collect())
+                    .transpose()?;
+                found.insert((site_id, member), credits);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Which lines of each member (site, member) are past a threshold now, as the
+    /// alerter last left them.
+    async fn members_alert_state(
+        conn: &mut Conn<D>,
+        members: &[(Uuid, Uuid)],
+    ) -> Result<BTreeMap<(Uuid, Uuid), Vec<(LineKey, AlertKind)>>, StoreError> {
+        let mut past: BTreeMap<(Uuid, Uuid), Vec<(LineKey, AlertKind)>> = BTreeMap::new();
+        for chunk in members.chunks(super::store::rows_per_statement::<D>(2).min(MEMBERS_PER_STATEMENT_MAX)) {
+            let mut q = Sql::<D>::new(
+                "SELECT site_id, wellness_plan_membership_id, credit_type, unit_code, kind FROM alert_state WHERE ",
+            );
+            q.pairs(("site_id", "wellness_plan_membership_id"), chunk);
+            for r in q.fetch_all(conn).await.map_err(sqlx_err)? {
+                let member = (D::Db::uuid(&r, "site_id")?, D::Db::uuid(&r, "wellness_plan_membership_id")?);
+                let key = (credit_type(&D::Db::text(&r, "credit_type")?)?, D::Db::text(&r, "unit_code")?);
+                past.entry(member).or_default().push((key, kind(&D::Db::text(&r, "kind")?)?));
+            }
+        }
+        Ok(past)
     }
 
     /// The members whose balance the page's events may have moved, by (site, member).
@@ -266,47 +351,6 @@ impl<D: Dialect> SqlStore<D> {
         q.uuid(site_id).push(" ORDER BY created_at, endpoint_id");
         let rows = q.fetch_all(conn).await.map_err(sqlx_err)?;
         rows.iter().map(|r| D::Db::uuid(r, "endpoint_id")).collect()
-    }
-
-    /// The alerts of one member's lines now, against what was past its threshold.
-    async fn member_transitions(
-        conn: &mut Conn<D>,
-        site_id: Uuid,
-        member: Uuid,
-        left: &[LineKey],
-        settings: &AlertSettings,
-        policy: &AlertPolicy,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Transition>, StoreError> {
-        let mut q = Sql::<D>::new(format!(
-            "SELECT {}, billing_credit_id FROM billing_credits WHERE site_id = ",
-            D::STATE_COLUMN
-        ));
-        q.uuid(site_id).push(" AND wellness_plan_membership_id = ").uuid(member).push(" AND NOT deleted LIMIT ");
-        q.i64(MEMBER_CREDITS_MAX as i64 + 1);
-        let rows = q.fetch_all(conn).await.map_err(sqlx_err)?;
-        if rows.len() > MEMBER_CREDITS_MAX {
-            // The balance read model refuses such a member too: a partial sum would be wrong.
-            tracing::warn!(%site_id, %member, "member has more than {MEMBER_CREDITS_MAX} credits: no balance alerts");
-            return Ok(vec![]);
-        }
-        let credits: Vec<Credit> =
-            rows.iter().map(|row| rows::listed_state::<D>(row, Some(site_id))).collect::<Result<_, _>>()?;
-        let lines = balance(&credits, &BalanceFilter::default(), now, Duration::zero());
-
-        let mut q = Sql::<D>::new("SELECT credit_type, unit_code, kind FROM alert_state WHERE site_id = ");
-        q.uuid(site_id).push(" AND wellness_plan_membership_id = ").uuid(member);
-        let past = q
-            .fetch_all(conn)
-            .await
-            .map_err(sqlx_err)?
-            .iter()
-            .map(|r| {
-                let key = (credit_type(&D::Db::text(r, "credit_type")?)?, D::Db::text(r, "unit_code")?);
-                Ok((key, kind(&D::Db::text(r, "kind")?)?))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(transitions(&lines, &past, left, |unit| settings.low_threshold(unit, policy)))
     }
 
     async fn apply_transition(

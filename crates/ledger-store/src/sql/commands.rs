@@ -14,7 +14,7 @@ use super::list::{PROJECTION_COLUMNS, PROJECTION_SET_EXCLUDED};
 use super::rows;
 use super::store::{rows_per_statement, SqlStore};
 use crate::error::StoreError;
-use crate::group::{execute_in_order, group_commands, group_keys, plan, GroupBackend};
+use crate::group::{execute_in_order, group_commands, group_keys, group_reversals, plan, reversal, GroupBackend};
 use crate::model::*;
 use crate::ports::{Commands, Execution, IdempotencyKey, Keyed};
 use crate::prepare::{
@@ -30,7 +30,7 @@ const KEYS_PER_STATEMENT_MAX: usize = 500;
 
 impl<D: Dialect> SqlStore<D> {
     /// Reads the credits' rows and which `commands` are stored already, a statement
-    /// per chunk: a dialect's [`Dialect::lock_and_load`] once its locks are held.
+    /// per chunk: a dialect's [`Dialect::load`] once its locks are held.
     pub(crate) async fn load_locked(
         conn: &mut Conn<D>,
         keys: &[(Uuid, Uuid)],
@@ -57,6 +57,25 @@ impl<D: Dialect> SqlStore<D> {
             }
         }
         Ok(locked)
+    }
+
+    /// Restores on each locked credit what is left to reverse of the event a command
+    /// reverses ([`Credit::restore_reversible`]), from the event and the stream's
+    /// reversals: a primary-key prefix scan of the one stream, run only for reversals.
+    async fn restore_reversible(
+        conn: &mut Conn<D>,
+        locked: &mut Locked,
+        reversals: &[(Uuid, Uuid, Uuid)],
+    ) -> Result<(), StoreError> {
+        for &(site_id, billing_credit_id, event_id) in reversals {
+            let Some((credit, _)) = locked.rows.get_mut(&(site_id, billing_credit_id)) else { continue };
+            let mut q = Sql::<D>::new(format!("SELECT {} FROM events WHERE site_id = ", D::EVENT_COLUMNS));
+            q.uuid(site_id).push(" AND billing_credit_id = ").uuid(billing_credit_id).push(" AND (event_id = ");
+            q.uuid(event_id).push(" OR event_type IN ('CreditUseReversed', 'CreditWasteReversed')) ORDER BY version");
+            let history = rows::events::<D>(&q.fetch_all(conn).await.map_err(StoreError::from_sqlx)?)?;
+            credit.restore_reversible(event_id, history.iter().map(|e| (e.event_id, &e.event)));
+        }
+        Ok(())
     }
 
     /// Inserts events, in chunks, and returns them with their feed cursors.
@@ -195,13 +214,24 @@ impl<D: Dialect> SqlStore<D> {
         self.replayed(rows::events::<D>(&rows)?).await.map(Some)
     }
 
-    /// Runs an execution inside `conn`'s transaction without committing. A `replayed`
-    /// result wrote nothing: the caller must not commit it.
-    pub(super) async fn execute_in(&self, conn: &mut Conn<D>, execution: Execution) -> Result<Committed, StoreError> {
-        let Execution { site_id, billing_credit_ids: ids, meta, decide } = execution;
-        let keys: Vec<_> = ids.iter().map(|id| (site_id, *id)).collect();
+    /// Runs an execution inside `conn`'s transaction without committing; `locks` says
+    /// whether the transaction holds the credits' locks already. A `replayed` result
+    /// wrote nothing: the caller must not commit it.
+    pub(super) async fn execute_in(
+        &self,
+        conn: &mut Conn<D>,
+        execution: Execution,
+        locks: Locks,
+    ) -> Result<Committed, StoreError> {
+        let reversals: Vec<_> = reversal(&execution).into_iter().collect();
+        let Execution { site_id, billing_credit_ids: ids, meta, decide, .. } = execution;
+        let keys = execution_keys(site_id, &ids);
         let command: Vec<_> = meta.command_id.map(|c| (site_id, c)).into_iter().collect();
-        let mut locked = D::lock_and_load(conn, &keys, &command).await?;
+        if locks == Locks::ToTake {
+            D::lock(conn, &keys).await?;
+        }
+        let mut locked = D::load(conn, &keys, &command).await?;
+        Self::restore_reversible(conn, &mut locked, &reversals).await?;
         // Checked under the credits' locks: a concurrent run of the same command has
         // committed by now, or has not started writing.
         if let Some(&(_, command_id)) = command.iter().find(|c| locked.applied.contains(c)) {
@@ -233,8 +263,8 @@ impl<D: Dialect> SqlStore<D> {
 
     /// One command in its own transaction.
     pub(super) async fn execute_alone(&self, execution: Execution) -> Result<Committed, StoreError> {
-        let mut tx = self.begin().await?;
-        let committed = self.execute_in(&mut tx, execution).await?;
+        let mut tx = self.begin_locked(&execution_keys(execution.site_id, &execution.billing_credit_ids)).await?;
+        let committed = self.execute_in(&mut tx, execution, Locks::Held).await?;
         if !committed.replayed {
             tx.commit().await.map_err(StoreError::from_sqlx)?;
         }
@@ -249,6 +279,20 @@ impl<D: Dialect> SqlStore<D> {
         }
         self.replayed(events).await.map(Some)
     }
+}
+
+/// Whether a transaction holds the locks of an execution's credits when it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Locks {
+    /// Taken with BEGIN ([`SqlStore::begin_locked`]).
+    Held,
+    /// Not yet: the transaction began for something else first (an idempotency key).
+    ToTake,
+}
+
+/// The (site, credit) keys an execution locks.
+fn execution_keys(site_id: Uuid, ids: &[Uuid]) -> Vec<(Uuid, Uuid)> {
+    ids.iter().map(|id| (site_id, *id)).collect()
 }
 
 /// Each new projection row with the credit as it was loaded.
@@ -285,9 +329,10 @@ impl<D: Dialect> GroupBackend for SqlStore<D> {
 
 impl<D: Dialect> SqlStore<D> {
     async fn write_group(&self, executions: &[Execution]) -> Result<Vec<Result<Committed, StoreError>>, StoreError> {
-        let mut tx = self.begin().await?;
         let keys = group_keys(executions);
-        let mut locked = D::lock_and_load(&mut tx, &keys, &group_commands(executions)).await?;
+        let mut tx = self.begin_locked(&keys).await?;
+        let mut locked = D::load(&mut tx, &keys, &group_commands(executions)).await?;
+        Self::restore_reversible(&mut tx, &mut locked, &group_reversals(executions)).await?;
         let streams = locked.streams(&keys).into_iter().map(|s| ((s.site_id, s.billing_credit_id), s)).collect();
         let planned = plan(executions, streams, &locked.applied, now_micros());
         let changed: Vec<(Option<&Credit>, &PreparedCredit)> =
@@ -325,8 +370,8 @@ impl<D: Dialect> Commands for SqlStore<D> {
             return Ok(done);
         }
         let keys: Vec<_> = appends.iter().map(|a| (a.site_id, a.billing_credit_id)).collect();
-        let mut tx = self.begin().await?;
-        let loaded = D::lock_and_load(&mut tx, &keys, &[]).await?.streams(&keys);
+        let mut tx = self.begin_locked(&keys).await?;
+        let loaded = D::load(&mut tx, &keys, &[]).await?.streams(&keys);
         let (events, credits) = prepare(&loaded, &appends, &meta, now_micros())?;
         let changed = before_and_after(&loaded, &credits);
         match D::write(&mut tx, events, &changed).await {

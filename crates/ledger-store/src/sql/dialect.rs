@@ -2,6 +2,7 @@
 //! safely be read up to, how instants and amounts are encoded, and the list counters.
 //! Everything else is written once, in [`super::SqlStore`].
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
@@ -92,11 +93,18 @@ pub(crate) trait Dialect: Send + Sync + Sized + 'static {
         Ok(None)
     }
 
-    /// A command's first trip: serializes writers of the credits `keys` (site, credit)
-    /// until the transaction ends, in an order that cannot deadlock, then reads their
-    /// rows and which of `commands` (site, command id) are stored already. A database
-    /// with one writer at a time needs no lock.
-    async fn lock_and_load(
+    /// How a write transaction over the credits `keys` (site, credit) starts: with
+    /// [`Dialect::lock`]'s locks taken in the same trip where the database allows it.
+    fn begin_locking(_keys: &[(Uuid, Uuid)]) -> Cow<'static, str> {
+        Self::BEGIN_WRITE.into()
+    }
+    /// Serializes writers of the credits `keys` (site, credit) until the transaction
+    /// ends, in an order that cannot deadlock. A database with one writer at a time
+    /// needs no lock.
+    async fn lock(conn: &mut Conn<Self>, keys: &[(Uuid, Uuid)]) -> Result<(), StoreError>;
+    /// A command's first trip once its credits are locked: reads their rows and which of
+    /// `commands` (site, command id) are stored already.
+    async fn load(
         conn: &mut Conn<Self>,
         keys: &[(Uuid, Uuid)],
         commands: &[(Uuid, Uuid)],

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::build::Sql;
+use super::commands::Locks;
 use super::db::SqlDb;
 use super::dialect::Dialect;
 use super::store::SqlStore;
@@ -78,7 +79,7 @@ impl<D: Dialect> SqlStore<D> {
                 .map_err(|e| StoreError::Corrupt(format!("kept outcome of key {:?}: {e}", key.key)))?;
             return Ok(Keyed { outcome: self.reenact(site_id, kept).await?, replayed: true });
         }
-        let outcome = self.execute_in(&mut tx, execution).await;
+        let outcome = self.execute_in(&mut tx, execution, Locks::ToTake).await;
         if matches!(&outcome, Ok(c) if c.replayed) {
             // Applied before under this command id, its key since forgotten: nothing to write.
             return Ok(Keyed { outcome, replayed: true });

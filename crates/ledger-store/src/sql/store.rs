@@ -1,6 +1,7 @@
 //! [`SqlStore`]: the pools and the group commit of a store on one SQL database.
 
 use std::sync::Arc;
+use uuid::Uuid;
 
 use super::dialect::{self, Dialect};
 use crate::error::StoreError;
@@ -60,8 +61,16 @@ impl<D: Dialect> SqlStore<D> {
     }
 
     pub(super) async fn begin(&self) -> Result<sqlx::Transaction<'static, D::Db>, StoreError> {
+        self.begin_locked(&[]).await
+    }
+
+    /// A write transaction that holds the locks of the credits `keys` (site, credit).
+    pub(super) async fn begin_locked(
+        &self,
+        keys: &[(Uuid, Uuid)],
+    ) -> Result<sqlx::Transaction<'static, D::Db>, StoreError> {
         self.dialect.available()?;
-        self.writer.begin_with(D::BEGIN_WRITE).await.map_err(|e| self.fault(StoreError::from_sqlx(e)))
+        self.writer.begin_with(D::begin_locking(keys)).await.map_err(|e| self.fault(StoreError::from_sqlx(e)))
     }
 
     /// Tells the dialect of a fault the database's going away may explain (it may look

@@ -176,12 +176,16 @@ impl Dialect for SqliteDialect {
         ]
     }
 
-    async fn lock_and_load(
+    async fn lock(_conn: &mut SqliteConnection, _keys: &[(Uuid, Uuid)]) -> Result<(), StoreError> {
+        // BEGIN IMMEDIATE holds the database's one write lock already.
+        Ok(())
+    }
+
+    async fn load(
         conn: &mut SqliteConnection,
         keys: &[(Uuid, Uuid)],
         commands: &[(Uuid, Uuid)],
     ) -> Result<Locked, StoreError> {
-        // BEGIN IMMEDIATE holds the database's one write lock already.
         SqlStore::<Self>::load_locked(conn, keys, commands).await
     }
 

@@ -50,6 +50,7 @@ pub async fn run_as(
             site_id: site,
             billing_credit_ids: vec![id],
             meta,
+            reverses: None,
             decide: Box::new(move |states| Ok(vec![(id, decide(states[0].as_ref(), &command, now)?)])),
         })
         .await
