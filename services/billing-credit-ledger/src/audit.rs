@@ -9,7 +9,7 @@ use ledger_http::dto::LedgerEvent;
 use ledger_store::{audit, FeedCursor, RecordedWindow, READ_LIMIT_MAX};
 use uuid::Uuid;
 
-use crate::cli::{Common, ExportArgs, ReplayArgs};
+use crate::cli::{DbArgs, ExportArgs, ReplayArgs};
 
 fn spinner(what: &str) -> ProgressBar {
     let bar = ProgressBar::new_spinner();
@@ -22,14 +22,14 @@ fn spinner(what: &str) -> ProgressBar {
 /// The auditors' tools work on a ledger that exists: opening it never creates a file or
 /// database and never migrates, so they run under a role that may only read, and a
 /// mistyped path fails instead of auditing an empty database.
-async fn open_existing(common: &Common) -> anyhow::Result<std::sync::Arc<dyn ledger_store::EventStore>> {
-    ledger_store::sql::open(&common.database_url, common.db_max_connections, ledger_store::sql::Access::Existing)
+async fn open_existing(db: &DbArgs) -> anyhow::Result<std::sync::Arc<dyn ledger_store::EventStore>> {
+    ledger_store::sql::open(&db.database_url, db.db_max_connections, ledger_store::sql::Access::Existing)
         .await
-        .with_context(|| format!("opening the ledger at {}", crate::serve::redact(&common.database_url)))
+        .with_context(|| format!("opening the ledger at {}", crate::serve::redact(&db.database_url)))
 }
 
-pub async fn replay(common: &Common, args: &ReplayArgs) -> anyhow::Result<()> {
-    let store = open_existing(common).await?;
+pub async fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
+    let store = open_existing(&args.db).await?;
     let bar = spinner("replay");
     let limits = ledger_store::ReplayLimits { credits_in_memory_max: usize::try_from(args.credits_in_memory_max)? };
     let report =
@@ -47,8 +47,8 @@ pub async fn replay(common: &Common, args: &ReplayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn verify(common: &Common, site: Option<Uuid>) -> anyhow::Result<()> {
-    let store = open_existing(common).await?;
+pub async fn verify(db: &DbArgs, site: Option<Uuid>) -> anyhow::Result<()> {
+    let store = open_existing(db).await?;
     let bar = spinner("verify");
     let report = audit::verify(store.as_ref(), site, &|n| bar.set_message(format!("verify: {n} events"))).await?;
     bar.finish_and_clear();
@@ -78,8 +78,8 @@ struct ExportLine {
 /// Writes the site's events recorded within the window (chosen by the database), oldest
 /// first. An event that cannot be read is named on stderr and the export ends in an
 /// error after writing every other event, so the gap is never silent.
-pub async fn export(common: &Common, args: &ExportArgs) -> anyhow::Result<()> {
-    let store = open_existing(common).await?;
+pub async fn export(args: &ExportArgs) -> anyhow::Result<()> {
+    let store = open_existing(&args.db).await?;
     let bar = spinner("export");
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

@@ -21,23 +21,28 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_tracing(cli.common.log_format);
+    init_tracing(cli.log_format);
+    let command = match cli.command {
+        Some(command) => command,
+        // No command: serve, as `serve` would with the same global options.
+        None => Cli::parse_from(std::env::args_os().chain(["serve".into()])).command.expect("serve was given"),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => serve::run(&cli.common, &cli.serve).await,
-            Command::Migrate => {
-                let store = serve::open_store(&cli.common).await?;
+        match command {
+            Command::Serve(args) => serve::run(&args).await,
+            Command::Migrate(args) => {
+                let store = serve::open_store(&args).await?;
                 // With several hosts and no primary among them, the store opens down and
                 // migrates once one appears: that is no success for this command.
                 store.ping().await.context("no database to migrate")?;
-                println!("migrations applied to {}", serve::redact(&cli.common.database_url));
+                println!("migrations applied to {}", serve::redact(&args.db.database_url));
                 Ok(())
             }
-            Command::Token(args) => token::run(&cli.common, &args),
-            Command::Replay(args) => audit::replay(&cli.common, &args).await,
-            Command::Verify(args) => audit::verify(&cli.common, args.site).await,
-            Command::Export(args) => audit::export(&cli.common, &args).await,
+            Command::Token(args) => token::run(&args),
+            Command::Replay(args) => audit::replay(&args).await,
+            Command::Verify(args) => audit::verify(&args.db, args.site).await,
+            Command::Export(args) => audit::export(&args).await,
         }
     })
 }

@@ -9,7 +9,7 @@ use ledger_http::{AppState, ServerSettings};
 use ledger_store::postgres::replica::{ReadReplica, ReplicaSettings};
 use ledger_store::EventStore;
 
-use crate::cli::{Common, ServeArgs};
+use crate::cli::{ServeArgs, StoreArgs};
 use crate::keys::{self, KeySource, SecretOrigin};
 
 /// The database URL with any password masked, for logs.
@@ -26,27 +26,28 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-pub async fn open_store(common: &Common) -> anyhow::Result<Arc<dyn EventStore>> {
-    if let Some(path) = common.database_url.strip_prefix("sqlite://") {
+pub async fn open_store(store: &StoreArgs) -> anyhow::Result<Arc<dyn EventStore>> {
+    let url = &store.db.database_url;
+    if let Some(path) = url.strip_prefix("sqlite://") {
         let path = path.split('?').next().unwrap_or(path);
         if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
     }
-    ledger_store::sql::connect_with(&common.database_url, &common.store_settings())
+    ledger_store::sql::connect_with(url, &store.store_settings())
         .await
-        .with_context(|| format!("opening the store at {}", redact(&common.database_url)))
+        .with_context(|| format!("opening the store at {}", redact(url)))
 }
 
-pub async fn run(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
-    let replica_settings = replica_settings(common, args)?;
-    let store = open_store(common).await?;
+pub async fn run(args: &ServeArgs) -> anyhow::Result<()> {
+    let replica_settings = replica_settings(args)?;
+    let store = open_store(&args.store).await?;
     let replica = match replica_settings {
         Some(settings) => Some(start_replica(&store, settings)?),
         None => None,
     };
-    let key_source = keys::source(common)?;
-    let auth = keys::authenticator(common, &key_source).await?;
+    let key_source = keys::source(&args.auth.keys)?;
+    let auth = keys::authenticator(&args.auth, &key_source).await?;
     let listener = TcpListener::bind(&args.listen_addr).with_context(|| format!("binding {}", args.listen_addr))?;
     let port = listener.local_addr()?.port();
     let settings = ServerSettings {
@@ -88,7 +89,7 @@ pub async fn run(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
         false => None,
     };
     let server = ledger_http::serve(listener, AppState { store, auth, replica }, &settings)?;
-    tracing::info!(addr = %args.listen_addr, store = %redact(&common.database_url), "serving the billing-credit API");
+    tracing::info!(addr = %args.listen_addr, store = %redact(&args.store.db.database_url), "serving the billing-credit API");
     if let KeySource::Secret(secret, SecretOrigin::Generated(path)) = &key_source {
         print_dev_banner(secret, path, port);
     }
@@ -112,11 +113,11 @@ pub async fn run(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
 
 /// The read replica's settings, if one is configured; checked before the store is opened,
 /// so a wrong setting fails at once.
-fn replica_settings(common: &Common, args: &ServeArgs) -> anyhow::Result<Option<ReplicaSettings>> {
+fn replica_settings(args: &ServeArgs) -> anyhow::Result<Option<ReplicaSettings>> {
     let Some(url) = &args.replica.database_read_url else { return Ok(None) };
     let settings = ReplicaSettings {
         url: url.clone(),
-        max_connections: common.db_max_connections,
+        max_connections: args.store.db.db_max_connections,
         max_lag: Duration::from_millis(args.replica.read_replica_max_lag_ms),
         probe_interval: Duration::from_millis(args.replica.read_replica_probe_interval_ms),
     };

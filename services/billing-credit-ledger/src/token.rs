@@ -3,11 +3,11 @@
 use chrono::Utc;
 use ledger_http::auth::{mint_hs256, Claims};
 
-use crate::cli::{Common, TokenArgs};
+use crate::cli::TokenArgs;
 use crate::keys::{self, KeySource};
 
-pub fn run(common: &Common, args: &TokenArgs) -> anyhow::Result<()> {
-    let KeySource::Secret(secret, _) = keys::source(common)? else {
+pub fn run(args: &TokenArgs) -> anyhow::Result<()> {
+    let KeySource::Secret(secret, _) = keys::source(&args.keys)? else {
         anyhow::bail!("tokens can only be minted with an HS256 secret (JWT_SECRET or the generated dev secret); this service verifies with a public key or a JWKS")
     };
     for site in &args.sites {

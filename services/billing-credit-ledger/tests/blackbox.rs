@@ -172,3 +172,58 @@ async fn a_log_that_is_not_a_terminal_carries_no_colour_codes() {
     assert!(text.contains("serving the billing-credit API"), "the log was written: {text}");
     assert!(!text.contains('\u{1b}'), "no ANSI escape codes in a file: {text:?}");
 }
+
+/// Each command's --help lists the options it uses and no other: the server's settings
+/// under `serve`, the database under the commands that open one, the keys under `token`.
+#[test]
+fn each_command_lists_only_the_options_it_uses() {
+    let options = |command: &[&str]| -> Vec<String> {
+        let out = Command::new(BIN).args(command).arg("--help").output().unwrap();
+        assert!(out.status.success(), "{command:?} --help");
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter(|line| line.trim_start().starts_with('-'))
+            .filter_map(|line| line.split_whitespace().find(|w| w.starts_with("--")))
+            .map(|w| w.trim_end_matches(',').to_string())
+            .collect()
+    };
+    let db = ["--database-url", "--db-max-connections"];
+    let expected: [(&[&str], Vec<&str>); 6] = [
+        (&[], vec![]),
+        (&["migrate"], [&db[..], &["--db-failover-probe-interval-ms"]].concat()),
+        (&["replay"], [&db[..], &["--site", "--credits-in-memory-max"]].concat()),
+        (&["verify"], [&db[..], &["--site"]].concat()),
+        (&["export"], [&db[..], &["--site", "--from", "--to"]].concat()),
+        (
+            &["token"],
+            vec![
+                "--data-dir",
+                "--jwt-secret",
+                "--jwt-public-key-file",
+                "--jwt-algorithm",
+                "--jwks-url",
+                "--site",
+                "--scope",
+                "--sub",
+                "--ttl-s",
+            ],
+        ),
+    ];
+    for (command, mut wanted) in expected {
+        wanted.extend(["--log-format", "--help"]);
+        if command.is_empty() {
+            wanted.push("--version");
+        }
+        let mut listed = options(command);
+        listed.sort();
+        wanted.sort();
+        assert_eq!(listed, wanted, "{command:?} --help");
+    }
+    let serve = options(&["serve"]);
+    for option in
+        ["--listen-addr", "--database-url", "--jwt-secret", "--nats-url", "--alerts-enabled", "--database-read-url"]
+    {
+        assert!(serve.iter().any(|o| o == option), "serve --help lists {option}: {serve:?}");
+    }
+}
