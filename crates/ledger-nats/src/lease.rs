@@ -75,7 +75,7 @@ impl Lease {
             Some(entry) if entry.operation != Operation::Put => {
                 match self.kv.update(&self.key, self.value().into(), entry.revision).await {
                     Ok(revision) => revision,
-                    Err(_) => return Ok(false),
+                    Err(e) => return Ok(self.not_taken(entry.revision, &e)),
                 }
             }
             Some(entry) => {
@@ -92,7 +92,7 @@ impl Lease {
                 }
                 match self.kv.update(&self.key, self.value().into(), entry.revision).await {
                     Ok(revision) => revision,
-                    Err(_) => return Ok(false),
+                    Err(e) => return Ok(self.not_taken(entry.revision, &e)),
                 }
             }
         };
@@ -100,6 +100,14 @@ impl Lease {
         self.observed = None;
         tracing::info!(holder = %self.holder, key = %self.key, "publisher lease taken");
         Ok(true)
+    }
+
+    /// A write that would have taken the lease failed: another replica wrote first, or
+    /// the bucket did not answer. Said, since a publisher that cannot take the lease
+    /// publishes nothing, and the two look alike from outside.
+    fn not_taken(&self, revision: u64, error: &dyn std::fmt::Display) -> bool {
+        tracing::warn!(holder = %self.holder, revision, %error, "taking the publisher lease failed");
+        false
     }
 
     /// Extends the lease. Ok(false): it was lost to another replica.

@@ -238,6 +238,7 @@ impl Publisher {
                     }
                 }
                 if !lease.is_valid() {
+                    tracing::warn!("the publisher lease ran out before a renewal got through; contending again");
                     break;
                 }
                 match self.step(&mut lease, &mut position).await {
