@@ -488,11 +488,16 @@ async fn pause(stop: &mut watch::Receiver<bool>, duration: Duration) {
 /// The KV bucket of the checkpoint and the lease, created when absent.
 ///
 /// The bucket's stream is created directly, with the configuration a KV bucket has
-/// (`KV_{bucket}`, `$KV.{bucket}.>`, one value per key, rollups, direct get), rather
-/// than with `create_key_value`: that first reads the account info, whose shape NATS
-/// 2.9 (Debian's) does not match in this client.
+/// (`KV_{bucket}`, `$KV.{bucket}.>`, one value per key, rollups), rather than with
+/// `create_key_value`: that first reads the account info, whose shape NATS 2.9
+/// (Debian's) does not match in this client.
+///
+/// Without direct get, so that reads go to the stream's leader: a direct get may be
+/// answered by a follower, and a follower still catching up (a node just restarted)
+/// hands out an old revision, on which every compare-and-set of the lease and the
+/// checkpoint fails until it has caught up. A bucket made with direct get is changed.
 pub(crate) async fn open_bucket(js: &jetstream::Context, bucket: &str, replicas: usize) -> anyhow::Result<kv::Store> {
-    crate::streams::ensure_stream(
+    let stream = crate::streams::ensure_stream(
         js,
         jetstream::stream::Config {
             name: format!("KV_{bucket}"),
@@ -503,12 +508,19 @@ pub(crate) async fn open_bucket(js: &jetstream::Context, bucket: &str, replicas:
             num_replicas: replicas,
             allow_rollup: true,
             deny_delete: true,
-            allow_direct: true,
+            allow_direct: false,
             discard: jetstream::stream::DiscardPolicy::New,
             ..Default::default()
         },
         "KV bucket",
     )
     .await?;
+    let config = stream.cached_info().config.clone();
+    if config.allow_direct {
+        tracing::warn!(stream = %config.name, "reading the KV bucket from its leader only (direct get off)");
+        js.update_stream(jetstream::stream::Config { allow_direct: false, ..config })
+            .await
+            .map_err(|e| anyhow::anyhow!("turning direct get off on the KV bucket {bucket}: {e}"))?;
+    }
     js.get_key_value(bucket).await.map_err(|e| anyhow::anyhow!("opening the KV bucket {bucket}: {e}"))
 }
