@@ -233,7 +233,7 @@ async fn run_alone<B: GroupBackend>(
     result
 }
 
-fn keys_of(execution: &Execution) -> impl Iterator<Item = (Uuid, Uuid)> + '_ {
+pub(crate) fn keys_of(execution: &Execution) -> impl Iterator<Item = (Uuid, Uuid)> + '_ {
     execution.billing_credit_ids.iter().map(|id| (execution.site_id, *id))
 }
 

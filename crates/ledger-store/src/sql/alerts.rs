@@ -160,19 +160,8 @@ impl<D: Dialect> SqlStore<D> {
                 continue;
             }
             for &(site_id, member) in chunk {
-                let mut q = Sql::<D>::new(format!(
-                    "SELECT {}, billing_credit_id FROM billing_credits WHERE site_id = ",
-                    D::STATE_COLUMN
-                ));
-                q.uuid(site_id)
-                    .push(" AND wellness_plan_membership_id = ")
-                    .uuid(member)
-                    .push(" AND NOT deleted LIMIT ");
-                q.i64(MEMBER_CREDITS_MAX as i64 + 1);
-                let rows = q.fetch_all(conn).await.map_err(sqlx_err)?;
-                let credits = (rows.len() <= MEMBER_CREDITS_MAX)
-                    .then(|| rows.iter().map(|row| rows::listed_state::<D>(row, Some(site_id))).collect())
-                    .transpose()?;
+                let credits = Self::membership_credits_in(conn, site_id, member, MEMBER_CREDITS_MAX as u32 + 1).await?;
+                let credits = (credits.len() <= MEMBER_CREDITS_MAX).then_some(credits);
                 found.insert((site_id, member), credits);
             }
         }

@@ -14,7 +14,9 @@ use super::list::{PROJECTION_COLUMNS, PROJECTION_SET_EXCLUDED};
 use super::rows;
 use super::store::{rows_per_statement, SqlStore};
 use crate::error::StoreError;
-use crate::group::{execute_in_order, group_commands, group_keys, group_reversals, plan, reversal, GroupBackend};
+use crate::group::{
+    execute_in_order, group_commands, group_keys, group_reversals, keys_of, plan, reversal, GroupBackend,
+};
 use crate::model::*;
 use crate::ports::{Commands, Execution, IdempotencyKey, Keyed};
 use crate::prepare::{
@@ -224,8 +226,8 @@ impl<D: Dialect> SqlStore<D> {
         locks: Locks,
     ) -> Result<Committed, StoreError> {
         let reversals: Vec<_> = reversal(&execution).into_iter().collect();
+        let keys: Vec<_> = keys_of(&execution).collect();
         let Execution { site_id, billing_credit_ids: ids, meta, decide, .. } = execution;
-        let keys = execution_keys(site_id, &ids);
         let command: Vec<_> = meta.command_id.map(|c| (site_id, c)).into_iter().collect();
         if locks == Locks::ToTake {
             D::lock(conn, &keys).await?;
@@ -263,7 +265,7 @@ impl<D: Dialect> SqlStore<D> {
 
     /// One command in its own transaction.
     pub(super) async fn execute_alone(&self, execution: Execution) -> Result<Committed, StoreError> {
-        let mut tx = self.begin_locked(&execution_keys(execution.site_id, &execution.billing_credit_ids)).await?;
+        let mut tx = self.begin_locked(&keys_of(&execution).collect::<Vec<_>>()).await?;
         let committed = self.execute_in(&mut tx, execution, Locks::Held).await?;
         if !committed.replayed {
             tx.commit().await.map_err(StoreError::from_sqlx)?;
@@ -288,11 +290,6 @@ pub(super) enum Locks {
     Held,
     /// Not yet: the transaction began for something else first (an idempotency key).
     ToTake,
-}
-
-/// The (site, credit) keys an execution locks.
-fn execution_keys(site_id: Uuid, ids: &[Uuid]) -> Vec<(Uuid, Uuid)> {
-    ids.iter().map(|id| (site_id, *id)).collect()
 }
 
 /// Each new projection row with the credit as it was loaded.

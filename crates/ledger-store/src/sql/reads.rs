@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::build::Sql;
 use super::db::SqlDb;
-use super::dialect::Dialect;
+use super::dialect::{Conn, Dialect};
 use super::list::{page_select, push_where};
 use super::rows;
 use super::store::SqlStore;
@@ -81,6 +81,18 @@ impl<D: Dialect> Reads for SqlStore<D> {
         membership_id: Uuid,
         limit: u32,
     ) -> Result<Vec<Credit>, StoreError> {
+        Self::membership_credits_in(&mut *self.read_conn().await?, site_id, membership_id, limit).await
+    }
+}
+
+impl<D: Dialect> SqlStore<D> {
+    /// [`Reads::membership_credits`] on `conn` (the alerter reads them in its transaction).
+    pub(super) async fn membership_credits_in(
+        conn: &mut Conn<D>,
+        site_id: Uuid,
+        membership_id: Uuid,
+        limit: u32,
+    ) -> Result<Vec<Credit>, StoreError> {
         let mut q = Sql::<D>::new(format!(
             "SELECT billing_credit_id, {} FROM billing_credits WHERE site_id = ",
             D::STATE_COLUMN
@@ -90,13 +102,8 @@ impl<D: Dialect> Reads for SqlStore<D> {
             .uuid(membership_id)
             .push(" AND NOT deleted ORDER BY created_at, billing_credit_id LIMIT ")
             .i64(i64::from(limit));
-        let rows = q.fetch_all(&mut *self.read_conn().await?).await.map_err(StoreError::from_sqlx)?;
-        rows.iter()
-            .map(|r| {
-                let id = D::Db::uuid(r, "billing_credit_id")?;
-                rows::state::<D>(r).map_err(|e| rows::of_credit(e, site_id, id))
-            })
-            .collect()
+        let rows = q.fetch_all(conn).await.map_err(StoreError::from_sqlx)?;
+        rows.iter().map(|r| rows::listed_state::<D>(r, Some(site_id))).collect()
     }
 }
 
