@@ -522,13 +522,31 @@ async fn drill() {
     drop(service);
 }
 
-/// The Nats-Msg-Id of every message of a stream, in stream order.
+/// The Nats-Msg-Id of every message of a stream, in stream order. A read the cluster
+/// answers with "temporarily unavailable" (one node is dead) is tried again, until
+/// CATCH_UP_TIMEOUT.
 async fn read_msg_ids(js: &jetstream::Context, name: &str) -> Vec<Uuid> {
+    let deadline = Instant::now() + CATCH_UP_TIMEOUT;
     let stream = js.get_stream(name).await.expect("stream");
-    let info = stream_info(js, name).await.expect("stream info");
+    let info = loop {
+        match stream_info(js, name).await {
+            Some(info) => break info,
+            None if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            None => panic!("no info on {name} within {CATCH_UP_TIMEOUT:?}"),
+        }
+    };
     let mut ids = Vec::with_capacity(info.state.messages as usize);
     for sequence in info.state.first_sequence..=info.state.last_sequence {
-        let message = stream.get_raw_message(sequence).await.unwrap_or_else(|e| panic!("message {sequence}: {e}"));
+        let message = loop {
+            match stream.get_raw_message(sequence).await {
+                Ok(message) => break message,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("drill: reading message {sequence} of {name} again: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("message {sequence}: {e}"),
+            }
+        };
         let id = message.headers.get("Nats-Msg-Id").map(|v| v.as_str().to_string()).expect("Nats-Msg-Id");
         ids.push(id.parse().expect("an event id"));
     }
